@@ -1,0 +1,196 @@
+"""The versioned event envelope and the event types every stage exchanges.
+
+Every event is one flat JSON object: the envelope fields (``v``, ``type``, ``id``, ``ts``,
+``request_id``, ``tenant``) plus the fields of its type. Readers tolerate unknown fields, so
+a producer may add a field without a lock-step deploy; a different major version ``v`` is a
+contract break and is rejected with an error that names the event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import orjson
+import uuid_utils
+
+SCHEMA_VERSION = 1
+
+
+class EventDecodeError(ValueError):
+    """Bytes that are not a readable event of this contract."""
+
+
+class UnknownEventVersionError(EventDecodeError):
+    """An event written by a newer (or older) major version of the contract."""
+
+
+def new_event_id() -> str:
+    """uuid7: unique and time-ordered, so ClickHouse keys stay sorted by arrival."""
+    return str(uuid_utils.uuid7())
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True, kw_only=True)
+class Event:
+    """Envelope fields shared by every event."""
+
+    TYPE: ClassVar[str] = ""
+
+    request_id: str
+    tenant: str
+    id: str = field(default_factory=new_event_id)
+    ts: int = field(default_factory=now_ms)
+    v: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["type"] = self.TYPE
+        return data
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+
+@dataclass(slots=True, kw_only=True)
+class Usage:
+    """Token counts by kind, as the provider reported them or as we counted them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, usage: dict[str, Any]) -> Usage:
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        completion_details = usage.get("completion_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+        )
+
+
+@dataclass(slots=True, kw_only=True)
+class RequestReceived(Event):
+    """A client request the ingress accepted; the request log is the source of truth."""
+
+    TYPE: ClassVar[str] = "request.received"
+
+    key_id: str
+    endpoint: str
+    model: str
+    stream: bool = False
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class ResponseCompleted(Event):
+    """The provider answered; ``usage`` is None when the provider did not report it."""
+
+    TYPE: ClassVar[str] = "response.completed"
+
+    key_id: str
+    provider: str
+    model: str
+    status: int
+    latency_ms: float
+    output_text: str = ""
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ResponseFailed(Event):
+    """The request ended without a completion: provider error, timeout or bad gateway."""
+
+    TYPE: ClassVar[str] = "response.failed"
+
+    key_id: str
+    provider: str
+    model: str
+    status: int
+    latency_ms: float
+    error_type: str
+    error_message: str
+
+
+@dataclass(slots=True, kw_only=True)
+class UsageRecorded(Event):
+    """Tokens and cost of one request, computed once by the processors.
+
+    ``id`` is derived from ``request_id``, so a recomputation after a crash produces the
+    same event and downstream deduplication makes it count once.
+    """
+
+    TYPE: ClassVar[str] = "usage.recorded"
+
+    key_id: str
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    token_source: str = "provider"
+    cost: str = "0"
+    currency: str = "USD"
+    price_ref: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls for cls in (RequestReceived, ResponseCompleted, ResponseFailed, UsageRecorded)
+}
+_FIELDS: dict[type[Event], frozenset[str]] = {
+    cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()
+}
+
+E = TypeVar("E", bound=Event)
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    """Build the typed event; unknown fields are dropped, unknown versions rejected."""
+    event_type = data.get("type")
+    described = f"event type={event_type!r} id={data.get('id')!r}"
+    version = data.get("v")
+    if version != SCHEMA_VERSION:
+        raise UnknownEventVersionError(
+            f"{described} has schema version {version!r}; this build reads version "
+            f"{SCHEMA_VERSION}. Upgrade the reader or route the event to the dead-letter topic."
+        )
+    cls = EVENT_TYPES.get(event_type)  # type: ignore[arg-type]
+    if cls is None:
+        raise EventDecodeError(f"{described}: unknown event type; known: {sorted(EVENT_TYPES)}")
+    known = _FIELDS[cls]
+    try:
+        return cls(**{k: v for k, v in data.items() if k in known})
+    except TypeError as exc:
+        raise EventDecodeError(f"{described}: {exc}") from exc
+
+
+def decode(raw: bytes) -> Event:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EventDecodeError(f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise EventDecodeError(f"expected a JSON object, got {type(data).__name__}")
+    return from_dict(data)
+
+
+def decode_as(raw: bytes, cls: type[E]) -> E:
+    event = decode(raw)
+    if not isinstance(event, cls):
+        raise EventDecodeError(f"expected {cls.TYPE}, got {event.TYPE} id={event.id}")
+    return event

@@ -1,0 +1,40 @@
+"""Every Kafka topic, declared once: name, partitions, key and retention.
+
+Topics are keyed by tenant so each tenant's events share a partition and per-tenant state
+co-partitions across topics. Infra creates them before any stage starts; the broker's
+auto-creation is off, so a typo fails loudly instead of creating a 1-partition topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int
+    key: str = "tenant"
+    compacted: bool = False
+
+    def configs(self) -> dict[str, str]:
+        if self.compacted:
+            return {"cleanup.policy": "compact"}
+        return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+
+
+PARTITIONS = 6
+
+REQUESTS = TopicSpec("tollgate.requests", PARTITIONS, retention_ms=7 * DAY_MS)
+"""request.received, response.completed and response.failed, in order per tenant."""
+
+USAGE = TopicSpec("tollgate.usage", PARTITIONS, retention_ms=7 * DAY_MS)
+"""usage.recorded: tokens and cost per request, computed by the processors."""
+
+DEAD_LETTER = TopicSpec("tollgate.dead-letter", 1, retention_ms=30 * DAY_MS, key="source")
+"""Events a stage could not decode, with the reason, kept for inspection and replay."""
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (REQUESTS, USAGE, DEAD_LETTER)
