@@ -214,7 +214,9 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping of sections, not {type(loaded).__name__}")
+            raise ConfigError(
+                f"{path} must hold a mapping of sections, not {type(loaded).__name__}"
+            )
         raw = loaded or {}
     overrides = _env_overrides(env)
     if overrides:

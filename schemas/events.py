@@ -106,7 +106,8 @@ class ResponseCompleted(Event):
     model: str
     status: int
     latency_ms: float
-    output_text: str = ""
+    outputs: list[str] = field(default_factory=list)
+    """Text of each choice; counted per choice when the provider reports no usage."""
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
 

@@ -7,6 +7,7 @@ sum over a million requests equals the sum of their prices to the last digit.
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -19,6 +20,7 @@ from schemas.events import Usage
 
 PER_TOKENS = Decimal(1_000_000)
 EPOCH = date(1970, 1, 1)
+_DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,9 @@ class Price:
             output=Decimal(str(raw["output"])),
             cached_input=None if cached is None else Decimal(str(cached)),
             currency=str(raw.get("currency", "USD")),
-            effective_from=effective if isinstance(effective, date) else date.fromisoformat(effective),
+            effective_from=effective
+            if isinstance(effective, date)
+            else date.fromisoformat(effective),
         )
 
     def cost(self, usage: Usage) -> Decimal:
@@ -81,10 +85,14 @@ class PriceBook:
         self._patterns.sort(key=lambda p: (len(p.model), p.effective_from), reverse=True)
 
     def lookup(self, model: str, at_ms: int) -> Price | None:
+        """Exact name, then the name without a date suffix (served models often carry one:
+        ``gpt-4o-2024-08-06``), then the longest matching pattern."""
         day = datetime.fromtimestamp(at_ms / 1000, tz=UTC).date()
-        for price in self._exact.get(model, ()):
-            if price.effective_from <= day:
-                return price
+        undated = _DATE_SUFFIX.sub("", model)
+        for name in (model, undated):
+            for price in self._exact.get(name, ()):
+                if price.effective_from <= day:
+                    return price
         for price in self._patterns:
             if price.effective_from <= day and fnmatch.fnmatchcase(model, price.model):
                 return price

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
-import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -23,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.console import step
 from infra.kafka.jars import KafkaSetupError, ensure_jars, pinned_version, require_tool
+from infra.processes import alive, port_open, terminate_group
 
 LOG4J2_XML = Path(__file__).with_name("log4j2.xml")
 
@@ -104,18 +102,19 @@ class LocalKafka:
             [*command, str(self.properties)], capture_output=True, text=True, check=False
         )
         if result.returncode != 0:
-            raise KafkaSetupError(f"kafka-storage {args[0]} failed:\n{result.stdout}{result.stderr}")
+            raise KafkaSetupError(
+                f"kafka-storage {args[0]} failed:\n{result.stdout}{result.stderr}"
+            )
 
     def pid(self) -> int | None:
         try:
             pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        except (FileNotFoundError, ValueError):
             return None
-        return pid
+        return pid if alive(pid) else None
 
     def start(self, timeout: float = 120.0) -> None:
-        if self.pid() is not None and _port_open(self.settings.host, self.settings.port):
+        if self.pid() is not None and port_open(self.settings.host, self.settings.port):
             return
         libs = self.prepare()
         command = [
@@ -141,7 +140,7 @@ class LocalKafka:
                     f"Kafka exited with code {self._process.returncode} while starting. "
                     f"Last output ({self.out_file}):\n{self._tail()}"
                 )
-            if _port_open(self.settings.host, self.settings.port) and asyncio.run(
+            if port_open(self.settings.host, self.settings.port) and asyncio.run(
                 metadata_ok(self.bootstrap_servers)
             ):
                 return
@@ -163,43 +162,12 @@ class LocalKafka:
         if pid is None:
             return False
         with step(f"stopping Kafka (pid {pid})"):
-            _terminate(pid, timeout)
+            terminate_group(pid, timeout)
             if self._process is not None:
                 self._process.wait()
                 self._process = None
         self.pid_file.unlink(missing_ok=True)
         return True
-
-
-def _terminate(pid: int, timeout: float) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        if _reap(pid):
-            return
-        time.sleep(0.1)
-    os.killpg(pid, signal.SIGKILL)
-
-
-def _reap(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return False
-    return done == pid
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
 
 
 async def metadata_ok(bootstrap_servers: str) -> bool:

@@ -1,0 +1,44 @@
+"""Creates the topics declared in ``schemas.topics`` before any stage starts."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from schemas.topics import ALL_TOPICS, TopicSpec
+
+
+class TopicMismatchError(RuntimeError):
+    """A topic exists with another partition count than the contract says."""
+
+
+async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL_TOPICS) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            # another process may create them in the meantime
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            s.name, s.partitions, replication_factor=1, topic_configs=s.configs()
+                        )
+                        for s in missing
+                    ]
+                )
+        described = await admin.describe_topics([s.name for s in specs])
+        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        for spec in specs:
+            if counts.get(spec.name) not in (None, spec.partitions):
+                raise TopicMismatchError(
+                    f"topic {spec.name} has {counts[spec.name]} partitions, the contract says "
+                    f"{spec.partitions}; per-tenant state would not co-partition. Recreate the "
+                    "topic or bump the schema version."
+                )
+    finally:
+        await admin.close()

@@ -1,0 +1,106 @@
+"""The gateway's errors: one small hierarchy, mapped to HTTP and OpenAI's shape in one place.
+
+Every error a client sees is ``{"error": {"message", "type", "param", "code"}}`` with the
+status of its class, so the official SDKs raise their matching exception types.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+
+class GatewayError(Exception):
+    status: int = 500
+    type: str = "api_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param,
+                          "code": self.code}}  # fmt: skip
+
+
+class InvalidRequestError(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class NotFoundError(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class PayloadTooLargeError(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UpstreamError(GatewayError):
+    """The provider could not be reached or broke the protocol."""
+
+    status = 502
+    type = "upstream_error"
+    code = "bad_gateway"
+
+
+class UpstreamTimeoutError(GatewayError):
+    status = 504
+    type = "timeout"
+    code = "upstream_timeout"
+
+
+def error_response(exc: GatewayError, request_id: str | None = None) -> Response:
+    headers = dict(exc.headers)
+    if request_id:
+        headers["x-request-id"] = request_id
+    return Response(orjson.dumps(exc.body()), exc.status, headers, "application/json")
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Nothing leaves the gateway as a bare 500 or an HTML page."""
+
+    async def gateway_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return error_response(exc, getattr(request.state, "request_id", None))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        kind = NotFoundError if exc.status_code == 404 else InvalidRequestError
+        error = kind(f"{request.method} {request.url.path}: {exc.detail}")
+        error.status = exc.status_code
+        return error_response(error)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        return error_response(InvalidRequestError(f"invalid request: {exc}"))
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        error = GatewayError(
+            "internal gateway error; retry, and report the x-request-id if it persists"
+        )
+        return error_response(error, getattr(request.state, "request_id", None))
+
+    app.add_exception_handler(GatewayError, gateway_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,45 @@
+"""Runs the ClickHouse sink and its query endpoint in one process (``tollgate sink``)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from schemas.config import TollgateConfig
+from sinks.clickhouse.client import open_client
+from sinks.clickhouse.migrate import migrate
+from sinks.clickhouse.writer import ClickHouseSink
+from sinks.query_server import create_query_app
+
+log = logging.getLogger("tollgate.sink")
+
+
+async def run_sink(config: TollgateConfig) -> None:
+    client = open_client(config)
+    # chDB is driven from one thread: inserts and queries never run concurrently.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+    loop = asyncio.get_running_loop()
+    applied = await loop.run_in_executor(executor, migrate, client, config.clickhouse.database)
+    if applied:
+        log.info("applied migrations: %s", ", ".join(applied))
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sink = ClickHouseSink(config, client, executor)
+    runner = web.AppRunner(
+        create_query_app(client, executor, lambda: dataclasses.asdict(sink.stats))
+    )
+    await runner.setup()
+    await web.TCPSite(runner, config.sink.query_host, config.sink.query_port).start()
+    log.info("query endpoint on http://%s:%d/query", config.sink.query_host, config.sink.query_port)
+    try:
+        await sink.run(stop)
+    finally:
+        await runner.cleanup()
+        await loop.run_in_executor(executor, client.close)
+        executor.shutdown()

@@ -1,0 +1,53 @@
+"""Shared test helpers: free ports, configs on disk, a real stack of stage processes."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.stack import Stack
+from schemas.config import TollgateConfig, load_config
+
+TEST_KEY = "tg-test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(home: Path, bootstrap_servers: str, **sections: Any) -> tuple[TollgateConfig, Path]:
+    """A config for one isolated stack: own home, ports, chDB path, group and app ids."""
+    home.mkdir(parents=True, exist_ok=True)
+    upstream_port = free_port()
+    data: dict[str, Any] = {
+        "home": str(home),
+        "kafka": {"bootstrap_servers": bootstrap_servers, "embedded": False},
+        "ingress": {"port": free_port()},
+        "sink": {"query_port": free_port(), "group_id": f"sink-{home.name}", "batch_max_ms": 200},
+        "processors": {"app_id": f"processors-{home.name}"},
+        "upstream": {"base_url": f"http://127.0.0.1:{upstream_port}/v1"},
+        "keys": [
+            {"key": TEST_KEY, "tenant": f"tenant-{home.name}", "team": "qa"},
+            {"key": TEST_KEY + "-2", "tenant": f"other-{home.name}"},
+        ],
+    }
+    for section, values in sections.items():
+        data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
+    path = home / "tollgate.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path, env={}), path
+
+
+def start_stack(config: TollgateConfig, path: Path, with_upstream: bool = True) -> Stack:
+    stack = Stack(config, path, with_upstream=with_upstream)
+    try:
+        stack.up()
+    except BaseException:
+        stack.down()
+        raise
+    return stack

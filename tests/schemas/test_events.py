@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from schemas.events import (
+    EventDecodeError,
+    RequestReceived,
+    ResponseCompleted,
+    UnknownEventVersionError,
+    Usage,
+    decode,
+    decode_as,
+)
+
+
+def _request() -> RequestReceived:
+    return RequestReceived(
+        request_id="r-1", tenant="acme", key_id="k1", endpoint="/v1/chat/completions",
+        model="gpt-4o", body={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+    )  # fmt: skip
+
+
+def test_round_trip_keeps_every_field() -> None:
+    event = _request()
+    assert decode(event.encode()) == event
+    data = orjson.loads(event.encode())
+    assert data["type"] == "request.received" and data["v"] == 1
+    assert {"id", "ts", "request_id", "tenant"} <= data.keys()
+
+
+def test_ids_are_time_ordered_uuid7() -> None:
+    first, second = _request(), _request()
+    assert first.id != second.id
+    assert first.id[14] == "7"  # version nibble
+    assert first.id <= second.id
+
+
+def test_unknown_fields_are_tolerated() -> None:
+    data = orjson.loads(_request().encode()) | {"added_in_a_later_minor": [1, 2]}
+    assert decode(orjson.dumps(data)) == _request().__class__(**{
+        k: v for k, v in data.items() if k not in ("type", "added_in_a_later_minor")
+    })  # fmt: skip
+
+
+def test_unknown_version_is_rejected_naming_the_event() -> None:
+    data = orjson.loads(_request().encode()) | {"v": 2}
+    with pytest.raises(UnknownEventVersionError) as info:
+        decode(orjson.dumps(data))
+    assert "request.received" in str(info.value) and data["id"] in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"not json", b"[1,2]", b'{"v":1,"type":"nope","id":"x"}', b'{"v":1,"type":"usage.recorded"}']
+)
+def test_garbage_raises_decode_error(raw: bytes) -> None:
+    with pytest.raises(EventDecodeError):
+        decode(raw)
+
+
+def test_decode_as_checks_the_type() -> None:
+    with pytest.raises(EventDecodeError):
+        decode_as(_request().encode(), ResponseCompleted)
+
+
+def test_usage_from_openai_reads_details() -> None:
+    usage = Usage.from_openai({
+        "prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+        "prompt_tokens_details": {"cached_tokens": 64},
+        "completion_tokens_details": {"reasoning_tokens": 8},
+    })  # fmt: skip
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+            usage.reasoning_tokens, usage.total_tokens) == (100, 20, 64, 8, 120)  # fmt: skip
