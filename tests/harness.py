@@ -20,7 +20,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(home: Path, bootstrap_servers: str, **sections: Any) -> tuple[TollgateConfig, Path]:
+def write_config(
+    home: Path, bootstrap_servers: str, **sections: Any
+) -> tuple[TollgateConfig, Path]:
     """A config for one isolated stack: own home, ports, chDB path, group and app ids."""
     home.mkdir(parents=True, exist_ok=True)
     upstream_port = free_port()

@@ -15,7 +15,9 @@ def test_defaults_are_valid_and_local() -> None:
 
 def test_file_then_env_with_interpolation(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
-    path.write_text("ingress:\n  port: ${PORT:-8181}\nkeys:\n  - key: ${SECRET}\n    tenant: acme\n")
+    path.write_text(
+        "ingress:\n  port: ${PORT:-8181}\nkeys:\n  - key: ${SECRET}\n    tenant: acme\n"
+    )
     config = load_config(path, env={"SECRET": "s3cret", "TOLLGATE__INGRESS__HOST": "0.0.0.0"})
     assert config.ingress.port == 8181 and config.ingress.host == "0.0.0.0"
     assert config.keys[0].digest == hash_key("s3cret")
@@ -24,7 +26,9 @@ def test_file_then_env_with_interpolation(tmp_path: Path) -> None:
 
 def test_errors_name_the_key_path(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
-    path.write_text("kafka:\n  bootstrap_server: x\ningress:\n  port: 70000\nkeys:\n  - tenant: a\n")
+    path.write_text(
+        "kafka:\n  bootstrap_server: x\ningress:\n  port: 70000\nkeys:\n  - tenant: a\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     message = str(info.value)

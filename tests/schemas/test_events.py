@@ -51,7 +51,8 @@ def test_unknown_version_is_rejected_naming_the_event() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"not json", b"[1,2]", b'{"v":1,"type":"nope","id":"x"}', b'{"v":1,"type":"usage.recorded"}']
+    "raw",
+    [b"not json", b"[1,2]", b'{"v":1,"type":"nope","id":"x"}', b'{"v":1,"type":"usage.recorded"}'],
 )
 def test_garbage_raises_decode_error(raw: bytes) -> None:
     with pytest.raises(EventDecodeError):

@@ -8,7 +8,9 @@ import pytest
 from schemas import tokens
 
 
-def test_encodings_load_from_the_bundled_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_encodings_load_from_the_bundled_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
 
     def no_network(*_: object, **__: object) -> bytes:
@@ -28,8 +30,9 @@ def test_encodings_load_from_the_bundled_files(monkeypatch: pytest.MonkeyPatch, 
 
 @pytest.mark.parametrize(
     ("model", "encoding"),
-    [("gpt-4o", "o200k_base"), ("gpt-4o-mini-2024-07-18", "o200k_base"), ("gpt-4.1-nano", "o200k_base"),
-     ("o3-mini", "o200k_base"), ("gpt-5", "o200k_base"), ("openai/gpt-4o", "o200k_base"),
+    [("gpt-4o", "o200k_base"), ("gpt-4o-mini-2024-07-18", "o200k_base"),
+     ("gpt-4.1-nano", "o200k_base"), ("o3-mini", "o200k_base"), ("gpt-5", "o200k_base"),
+     ("openai/gpt-4o", "o200k_base"),
      ("gpt-4", "cl100k_base"), ("gpt-4-turbo", "cl100k_base"), ("gpt-3.5-turbo", "cl100k_base"),
      ("text-embedding-3-small", "cl100k_base")],
 )  # fmt: skip
@@ -39,8 +42,13 @@ def test_encoding_by_model_family(model: str, encoding: str) -> None:
 
 def test_chat_prompt_framing() -> None:
     enc = tokens.get_encoding("o200k_base")
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi", "name": "ann"}]
-    expected = 3 + sum(3 + len(enc.encode(m["role"])) + len(enc.encode(m["content"])) for m in messages)
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi", "name": "ann"},
+    ]
+    expected = 3 + sum(
+        3 + len(enc.encode(m["role"])) + len(enc.encode(m["content"])) for m in messages
+    )
     expected += len(enc.encode("ann")) + 1
     assert tokens.count_chat_prompt(messages, "gpt-4o") == expected
 
