@@ -15,9 +15,12 @@ from schemas.config import ConfigError, TollgateConfig, default_config_path, loa
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 config_option = click.option(
-    "--config", "config_path", type=click.Path(path_type=Path), default=None,
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
     help="YAML config (default: $TOLLGATE_CONFIG, else ./tollgate.yaml).",
-)  # fmt: skip
+)
 
 
 def _load(config_path: Path | None, demo: bool = False) -> tuple[TollgateConfig, Path | None]:

@@ -24,8 +24,12 @@ def run_sql(config: TollgateConfig, sql: str) -> dict[str, Any]:
     if config.clickhouse.url:
         return _direct(config, sql)
     url = f"http://{config.sink.query_host}:{config.sink.query_port}/query"
-    request = urllib.request.Request(url, data=orjson.dumps({"sql": sql}), method="POST",
-                                     headers={"content-type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        url,
+        data=orjson.dumps({"sql": sql}),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             return dict(orjson.loads(response.read()))

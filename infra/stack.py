@@ -33,7 +33,8 @@ class StackError(RuntimeError):
 @dataclass
 class Stage:
     name: str
-    health_url: str | None
+    health_url: str | None = None
+    ready_file: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
 
@@ -57,8 +58,11 @@ class Stack:
         self.kafka = local_kafka(config) if config.kafka.embedded else None
         ingress = f"http://{config.ingress.host}:{config.ingress.port}"
         sink = f"http://{config.sink.query_host}:{config.sink.query_port}"
-        self.stages = [Stage("sink", f"{sink}/health"), Stage("worker", None),
-                       Stage("ingress", f"{ingress}/health")]  # fmt: skip
+        self.stages = [
+            Stage("sink", f"{sink}/health"),
+            Stage("worker", ready_file=config.run_dir / "worker.ready"),
+            Stage("ingress", f"{ingress}/health"),
+        ]
         if with_upstream:
             base = config.upstream.base_url.rstrip("/").removesuffix("/v1")
             self.stages.insert(0, Stage("upstream", f"{base}/health"))
@@ -75,29 +79,31 @@ class Stack:
         self.pid_file.write_text(str(os.getpid()))
 
     def _start(self, stage: Stage) -> None:
+        self.config.run_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.config.run_dir / f"{stage.name}.log"
         command = [sys.executable, "-m", "infra.cli", stage.name]
         if self.config_path is not None:
             command += ["--config", str(self.config_path)]
+        if stage.ready_file is not None:
+            stage.ready_file.unlink(missing_ok=True)
         with step(f"starting {stage.name} (log: {log_path})"), log_path.open("ab") as log:
-            stage.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             start_new_session=True)  # fmt: skip
+            stage.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
             self._wait_healthy(stage, log_path)
 
     def _wait_healthy(self, stage: Stage, log_path: Path, timeout: float = 60.0) -> None:
         assert stage.process is not None
         deadline = time.monotonic() + timeout
-        settle = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             if stage.process.poll() is not None:
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
                 raise StackError(
                     f"{stage.name} exited with code {stage.process.returncode}:\n{tail}"
                 )
-            if stage.health_url is None:
-                if time.monotonic() >= settle:
-                    return
-            elif _get_ok(stage.health_url):
+            if stage.ready_file is not None and stage.ready_file.exists():
+                return
+            if stage.health_url is not None and _get_ok(stage.health_url):
                 return
             time.sleep(0.2)
         raise StackError(f"{stage.name} was not healthy within {timeout:.0f} s; see {log_path}")

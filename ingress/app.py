@@ -20,8 +20,9 @@ from schemas.config import TollgateConfig
 def create_app(config: TollgateConfig) -> FastAPI:
     upstream = config.upstream
     api_key = upstream.api_key.get_secret_value() if upstream.api_key else None
-    provider = OpenAICompatible(upstream.name, upstream.base_url, api_key,
-                                config.ingress.upstream_timeout_s)  # fmt: skip
+    provider = OpenAICompatible(
+        upstream.name, upstream.base_url, api_key, config.ingress.upstream_timeout_s
+    )
     publisher = EventPublisher(config.kafka.bootstrap_servers, config.ingress.event_queue_max)
     chat = ChatService(KeyStore(config.keys), provider, publisher, config.ingress.max_body_bytes)
 
@@ -47,8 +48,9 @@ def create_app(config: TollgateConfig) -> FastAPI:
             await publisher.close()
             await provider.close()
 
-    app = FastAPI(title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)  # fmt: skip
+    app = FastAPI(
+        title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     install_handlers(app)
     app.router.routes.extend(routes(chat, health))
     app.state.publisher = publisher

@@ -71,8 +71,9 @@ def _error_of(result: ChatResult) -> tuple[str, str]:
 
 
 class ChatService:
-    def __init__(self, keys: KeyStore, provider: Provider, publisher: EventPublisher,
-                 max_body_bytes: int) -> None:  # fmt: skip
+    def __init__(
+        self, keys: KeyStore, provider: Provider, publisher: EventPublisher, max_body_bytes: int
+    ) -> None:
         self.keys = keys
         self.provider = provider
         self.publisher = publisher
@@ -88,10 +89,18 @@ class ChatService:
                 "streaming is not enabled on this gateway yet; send `stream: false`", param="stream"
             )
         model = body["model"]
-        self.publisher.publish(REQUESTS.name, RequestReceived(
-            request_id=rid, tenant=who.tenant, key_id=who.key_id, endpoint=ENDPOINT,
-            model=model, stream=False, body=body,
-        ))  # fmt: skip
+        self.publisher.publish(
+            REQUESTS.name,
+            RequestReceived(
+                request_id=rid,
+                tenant=who.tenant,
+                key_id=who.key_id,
+                endpoint=ENDPOINT,
+                model=model,
+                stream=False,
+                body=body,
+            ),
+        )
         started = time.perf_counter()
         try:
             result = await self.provider.chat(body, rid)
@@ -108,12 +117,21 @@ class ChatService:
             raise
         if result.status == 200 and result.parsed is not None:
             outputs, finish = _outputs(result.parsed)
-            self.publisher.publish(REQUESTS.name, ResponseCompleted(
-                request_id=rid, tenant=who.tenant, key_id=who.key_id,
-                provider=self.provider.name, model=str(result.parsed.get("model") or model),
-                status=200, latency_ms=_ms_since(started), outputs=outputs,
-                finish_reason=finish, usage=result.parsed.get("usage"),
-            ))  # fmt: skip
+            self.publisher.publish(
+                REQUESTS.name,
+                ResponseCompleted(
+                    request_id=rid,
+                    tenant=who.tenant,
+                    key_id=who.key_id,
+                    provider=self.provider.name,
+                    model=str(result.parsed.get("model") or model),
+                    status=200,
+                    latency_ms=_ms_since(started),
+                    outputs=outputs,
+                    finish_reason=finish,
+                    usage=result.parsed.get("usage"),
+                ),
+            )
         else:
             error_type, message = _error_of(result)
             self._failed(
@@ -128,13 +146,31 @@ class ChatService:
         headers = {**result.headers, "x-request-id": rid}
         return Response(result.body, result.status, headers, "application/json")
 
-    def _failed(self, rid: str, who: Principal, model: str, started: float, *, status: int,
-                error_type: str, message: str) -> None:  # fmt: skip
-        self.publisher.publish(REQUESTS.name, ResponseFailed(
-            request_id=rid, tenant=who.tenant, key_id=who.key_id, provider=self.provider.name,
-            model=model, status=status, latency_ms=_ms_since(started), error_type=error_type,
-            error_message=message[:2000],
-        ))  # fmt: skip
+    def _failed(
+        self,
+        rid: str,
+        who: Principal,
+        model: str,
+        started: float,
+        *,
+        status: int,
+        error_type: str,
+        message: str,
+    ) -> None:
+        self.publisher.publish(
+            REQUESTS.name,
+            ResponseFailed(
+                request_id=rid,
+                tenant=who.tenant,
+                key_id=who.key_id,
+                provider=self.provider.name,
+                model=model,
+                status=status,
+                latency_ms=_ms_since(started),
+                error_type=error_type,
+                error_message=message[:2000],
+            ),
+        )
 
 
 def _ms_since(started: float) -> float:

@@ -9,9 +9,16 @@ from schemas.config import TollgateConfig
 
 
 def run_ingress(config: TollgateConfig) -> None:
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(config), host=config.ingress.host, port=config.ingress.port,
-        loop="uvloop", http="httptools", log_level="warning", access_log=False,
-        timeout_graceful_shutdown=15,
-    ))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            host=config.ingress.host,
+            port=config.ingress.port,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=15,
+        )
+    )
     server.run()

@@ -89,8 +89,12 @@ class EventPublisher:
             except Exception as exc:
                 self.connected = False
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("publishing failed (%s); %d queued, retry in %.1f s",
-                            self.last_error, self.backlog, delay)  # fmt: skip
+                log.warning(
+                    "publishing failed (%s); %d queued, retry in %.1f s",
+                    self.last_error,
+                    self.backlog,
+                    delay,
+                )
                 await self._stop_producer()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -16,8 +16,9 @@ from schemas.topics import DEAD_LETTER
 
 class DeadLetteringTopic(faust.Topic):
     async def on_value_decode_error(self, exc: Exception, message: Message) -> None:
-        self.app.log.error("dead-lettering %s[%s]@%s: %s", message.topic, message.partition,
-                           message.offset, exc)  # fmt: skip
+        self.app.log.error(
+            "dead-lettering %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc
+        )
         headers: list[tuple[str, bytes]] = [
             ("tollgate-reason", str(exc).encode()[:1000]),
             ("tollgate-source", f"{message.topic}/{message.partition}/{message.offset}".encode()),

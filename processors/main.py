@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import faust
 
 from processors.app import create_app
 from schemas.config import TollgateConfig
 
 
+class ReadyFileWorker(faust.Worker):
+    """Touches a file once tables are recovered and agents run, so supervisors can wait
+    for real readiness instead of guessing from process liveness."""
+
+    def __init__(self, app: faust.App, ready_file: Path, **kwargs: object) -> None:
+        super().__init__(app, **kwargs)  # type: ignore[arg-type]
+        self.ready_file = ready_file
+        ready_file.unlink(missing_ok=True)
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        self.ready_file.parent.mkdir(parents=True, exist_ok=True)
+        self.ready_file.touch()
+
+    async def on_stop(self) -> None:
+        self.ready_file.unlink(missing_ok=True)
+        await super().on_stop()
+
+
+def ready_file(config: TollgateConfig) -> Path:
+    return config.run_dir / "worker.ready"
+
+
 def run_worker(config: TollgateConfig, loglevel: str = "warn") -> None:
     """Blocks until SIGTERM/SIGINT; Faust commits offsets and flushes tables on the way out."""
     app = create_app(config)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker = ReadyFileWorker(
+        app, ready_file(config), loglevel=loglevel, quiet=True, redirect_stdouts=False
+    )
     worker.execute_from_commandline()

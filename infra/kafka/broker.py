@@ -119,11 +119,18 @@ class LocalKafka:
         libs = self.prepare()
         command = [
             require_tool("java", "openjdk-17-jre-headless"),
-            "-Xms256m", f"-Xmx{self.settings.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={LOG4J2_XML}",
+            "-Xms256m",
+            f"-Xmx{self.settings.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J2_XML}",
             f"-Dkafka.logs.dir={self.home / 'logs'}",
-            "-cp", f"{libs}/*", "kafka.Kafka", str(self.properties),
-        ]  # fmt: skip
+            "-cp",
+            f"{libs}/*",
+            "kafka.Kafka",
+            str(self.properties),
+        ]
         with step(f"starting Kafka {pinned_version()} on {self.bootstrap_servers}"):
             with self.out_file.open("ab") as out:
                 self._process = subprocess.Popen(

@@ -57,9 +57,16 @@ def ensure_jars(version: str | None = None) -> Path:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     command = [
-        mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
-        f"-Dkafka.version={version}", f"-DoutputDirectory={target}", "-DincludeScope=runtime",
-    ]  # fmt: skip
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-Dkafka.version={version}",
+        f"-DoutputDirectory={target}",
+        "-DincludeScope=runtime",
+    ]
     with step(f"fetching Apache Kafka {version} broker jars from Maven Central (once)"):
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -15,14 +15,26 @@ import orjson
 from ingress.errors import UpstreamError, UpstreamTimeoutError
 from ingress.providers.base import ChatResult
 
-PASS_THROUGH = ("retry-after", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
-                "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens",
-                "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens")  # fmt: skip
+PASS_THROUGH = (
+    "retry-after",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+)
 
 
 class OpenAICompatible:
-    def __init__(self, name: str, base_url: str, api_key: str | None, timeout_s: float,
-                 max_connections: int = 256) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        api_key: str | None,
+        timeout_s: float,
+        max_connections: int = 256,
+    ) -> None:
         self.name = name
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {"content-type": "application/json"}

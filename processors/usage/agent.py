@@ -64,8 +64,8 @@ def register(app: faust.App, prices: PriceBook) -> None:
         app, REQUESTS.name, partitions=REQUESTS.partitions, value_serializer=EVENT_CODEC
     )
     usage = app.topic(USAGE.name, partitions=USAGE.partitions, value_serializer=EVENT_CODEC)
-    pending = app.Table("usage-pending", partitions=REQUESTS.partitions, value_serializer="json")
-    done = app.Table("usage-done", partitions=REQUESTS.partitions, value_serializer="json")
+    pending = app.Table("usage-pending", partitions=REQUESTS.partitions)
+    done = app.Table("usage-done", partitions=REQUESTS.partitions)
     join = UsageJoin(pending, done, prices)
 
     @app.agent(requests, name="usage")

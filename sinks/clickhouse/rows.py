@@ -14,15 +14,39 @@ USAGE = "usage"
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     REQUEST_LOG: (
-        "event_id", "ts", "type", "request_id", "tenant", "key_id", "endpoint", "provider",
-        "model", "status", "latency_ms", "error_type", "error_message", "event",
+        "event_id",
+        "ts",
+        "type",
+        "request_id",
+        "tenant",
+        "key_id",
+        "endpoint",
+        "provider",
+        "model",
+        "status",
+        "latency_ms",
+        "error_type",
+        "error_message",
+        "event",
     ),
     USAGE: (
-        "request_id", "ts", "tenant", "key_id", "provider", "model", "prompt_tokens",
-        "completion_tokens", "cached_tokens", "reasoning_tokens", "token_source", "cost",
-        "currency", "price_ref", "event_id",
+        "request_id",
+        "ts",
+        "tenant",
+        "key_id",
+        "provider",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "reasoning_tokens",
+        "token_source",
+        "cost",
+        "currency",
+        "price_ref",
+        "event_id",
     ),
-}  # fmt: skip
+}
 
 
 def _ts(ms: int) -> datetime:
@@ -33,11 +57,22 @@ def to_row(event: Event, raw: bytes) -> tuple[str, list[Any]]:
     """The table and row for one event; raw is the event as it travelled, kept verbatim."""
     if isinstance(event, UsageRecorded):
         return USAGE, [
-            event.request_id, _ts(event.ts), event.tenant, event.key_id, event.provider,
-            event.model, event.prompt_tokens, event.completion_tokens, event.cached_tokens,
-            event.reasoning_tokens, event.token_source, Decimal(event.cost), event.currency,
-            event.price_ref, UUID(event.id),
-        ]  # fmt: skip
+            event.request_id,
+            _ts(event.ts),
+            event.tenant,
+            event.key_id,
+            event.provider,
+            event.model,
+            event.prompt_tokens,
+            event.completion_tokens,
+            event.cached_tokens,
+            event.reasoning_tokens,
+            event.token_source,
+            Decimal(event.cost),
+            event.currency,
+            event.price_ref,
+            UUID(event.id),
+        ]
     endpoint = provider = error_type = error_message = ""
     status, latency = 0, 0.0
     if isinstance(event, RequestReceived):
@@ -50,7 +85,18 @@ def to_row(event: Event, raw: bytes) -> tuple[str, list[Any]]:
     model = getattr(event, "model", "")
     key_id = getattr(event, "key_id", "")
     return REQUEST_LOG, [
-        UUID(event.id), _ts(event.ts), event.TYPE, event.request_id, event.tenant, key_id,
-        endpoint, provider, model, status, latency, error_type, error_message,
+        UUID(event.id),
+        _ts(event.ts),
+        event.TYPE,
+        event.request_id,
+        event.tenant,
+        key_id,
+        endpoint,
+        provider,
+        model,
+        status,
+        latency,
+        error_type,
+        error_message,
         raw.decode("utf-8", errors="replace"),
-    ]  # fmt: skip
+    ]

@@ -52,13 +52,14 @@ class ClickHouseSink:
 
     async def run(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
-            REQUESTS.name, USAGE.name,
+            REQUESTS.name,
+            USAGE.name,
             bootstrap_servers=self.config.kafka.bootstrap_servers,
             group_id=self.config.sink.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.config.sink.batch_max_rows,
-        )  # fmt: skip
+        )
         producer = AIOKafkaProducer(
             bootstrap_servers=self.config.kafka.bootstrap_servers, acks="all"
         )

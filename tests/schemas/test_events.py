@@ -16,9 +16,13 @@ from schemas.events import (
 
 def _request() -> RequestReceived:
     return RequestReceived(
-        request_id="r-1", tenant="acme", key_id="k1", endpoint="/v1/chat/completions",
-        model="gpt-4o", body={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
-    )  # fmt: skip
+        request_id="r-1",
+        tenant="acme",
+        key_id="k1",
+        endpoint="/v1/chat/completions",
+        model="gpt-4o",
+        body={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+    )
 
 
 def test_round_trip_keeps_every_field() -> None:
@@ -38,9 +42,9 @@ def test_ids_are_time_ordered_uuid7() -> None:
 
 def test_unknown_fields_are_tolerated() -> None:
     data = orjson.loads(_request().encode()) | {"added_in_a_later_minor": [1, 2]}
-    assert decode(orjson.dumps(data)) == _request().__class__(**{
-        k: v for k, v in data.items() if k not in ("type", "added_in_a_later_minor")
-    })  # fmt: skip
+    assert decode(orjson.dumps(data)) == _request().__class__(
+        **{k: v for k, v in data.items() if k not in ("type", "added_in_a_later_minor")}
+    )
 
 
 def test_unknown_version_is_rejected_naming_the_event() -> None:
@@ -65,10 +69,19 @@ def test_decode_as_checks_the_type() -> None:
 
 
 def test_usage_from_openai_reads_details() -> None:
-    usage = Usage.from_openai({
-        "prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
-        "prompt_tokens_details": {"cached_tokens": 64},
-        "completion_tokens_details": {"reasoning_tokens": 8},
-    })  # fmt: skip
-    assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
-            usage.reasoning_tokens, usage.total_tokens) == (100, 20, 64, 8, 120)  # fmt: skip
+    usage = Usage.from_openai(
+        {
+            "prompt_tokens": 100,
+            "completion_tokens": 20,
+            "total_tokens": 120,
+            "prompt_tokens_details": {"cached_tokens": 64},
+            "completion_tokens_details": {"reasoning_tokens": 8},
+        }
+    )
+    assert (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cached_tokens,
+        usage.reasoning_tokens,
+        usage.total_tokens,
+    ) == (100, 20, 64, 8, 120)

@@ -24,11 +24,13 @@ def test_cached_tokens_fall_back_to_the_input_rate() -> None:
 
 
 def test_exact_beats_pattern_and_longest_pattern_wins() -> None:
-    book = PriceBook([
-        Price("gpt-4o*", Decimal(1), Decimal(1)),
-        Price("gpt-4o-mini*", Decimal(2), Decimal(2)),
-        Price("gpt-4o-mini", Decimal(3), Decimal(3)),
-    ])  # fmt: skip
+    book = PriceBook(
+        [
+            Price("gpt-4o*", Decimal(1), Decimal(1)),
+            Price("gpt-4o-mini*", Decimal(2), Decimal(2)),
+            Price("gpt-4o-mini", Decimal(3), Decimal(3)),
+        ]
+    )
     now = _ms("2026-01-01")
     assert book.lookup("gpt-4o-mini", now).input == 3  # type: ignore[union-attr]
     assert book.lookup("gpt-4o-mini-2024-07-18", now).input == 3  # type: ignore[union-attr]
@@ -38,10 +40,12 @@ def test_exact_beats_pattern_and_longest_pattern_wins() -> None:
 
 
 def test_effective_dates_never_rewrite_history() -> None:
-    book = PriceBook([
-        Price("m", Decimal(1), Decimal(1), effective_from=date(2025, 1, 1)),
-        Price("m", Decimal(2), Decimal(2), effective_from=date(2026, 1, 1)),
-    ])  # fmt: skip
+    book = PriceBook(
+        [
+            Price("m", Decimal(1), Decimal(1), effective_from=date(2025, 1, 1)),
+            Price("m", Decimal(2), Decimal(2), effective_from=date(2026, 1, 1)),
+        ]
+    )
     assert book.lookup("m", _ms("2025-06-30")).input == 1  # type: ignore[union-attr]
     assert book.lookup("m", _ms("2026-01-01")).input == 2  # type: ignore[union-attr]
     assert book.lookup("m", _ms("2024-12-31")) is None

@@ -30,12 +30,19 @@ def test_encodings_load_from_the_bundled_files(
 
 @pytest.mark.parametrize(
     ("model", "encoding"),
-    [("gpt-4o", "o200k_base"), ("gpt-4o-mini-2024-07-18", "o200k_base"),
-     ("gpt-4.1-nano", "o200k_base"), ("o3-mini", "o200k_base"), ("gpt-5", "o200k_base"),
-     ("openai/gpt-4o", "o200k_base"),
-     ("gpt-4", "cl100k_base"), ("gpt-4-turbo", "cl100k_base"), ("gpt-3.5-turbo", "cl100k_base"),
-     ("text-embedding-3-small", "cl100k_base")],
-)  # fmt: skip
+    [
+        ("gpt-4o", "o200k_base"),
+        ("gpt-4o-mini-2024-07-18", "o200k_base"),
+        ("gpt-4.1-nano", "o200k_base"),
+        ("o3-mini", "o200k_base"),
+        ("gpt-5", "o200k_base"),
+        ("openai/gpt-4o", "o200k_base"),
+        ("gpt-4", "cl100k_base"),
+        ("gpt-4-turbo", "cl100k_base"),
+        ("gpt-3.5-turbo", "cl100k_base"),
+        ("text-embedding-3-small", "cl100k_base"),
+    ],
+)
 def test_encoding_by_model_family(model: str, encoding: str) -> None:
     assert tokens.encoding_name_for_model(model) == encoding
 

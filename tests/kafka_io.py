@@ -1,0 +1,63 @@
+"""Reading and writing the real topics from tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from schemas.events import Event
+
+
+async def produce(bootstrap: str, topic: str, items: list[Event | tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for item in items:
+            if isinstance(item, Event):
+                await producer.send(topic, item.encode(), key=item.tenant.encode())
+            else:
+                await producer.send(topic, item[1], key=item[0])
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def collect(
+    bootstrap: str,
+    topic: str,
+    keep: Callable[[ConsumerRecord[bytes, bytes]], bool],
+    expected: int,
+    *,
+    wait_s: float = 60.0,
+    linger: float = 2.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Records that pass ``keep``, read from the start until ``expected`` arrived (then
+    ``linger`` seconds more, so a duplicate has time to show up) or ``wait_s``."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            found.extend(r for records in batch.values() for r in records if keep(r))
+            if len(found) >= expected:
+                deadline = min(deadline, time.monotonic() + linger)
+                expected = 1 << 62
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def settle(seconds: float) -> None:
+    await asyncio.sleep(seconds)
