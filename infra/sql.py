@@ -43,12 +43,12 @@ def run_sql(config: TollgateConfig, sql: str) -> dict[str, Any]:
 
 
 def _direct(config: TollgateConfig, sql: str) -> dict[str, Any]:
-    from sinks.clickhouse.client import open_client
+    from sinks.clickhouse.client import ensure_database, open_client
     from sinks.query_server import run_query
 
     client = open_client(config)
     try:
-        client.command(f"CREATE DATABASE IF NOT EXISTS {config.clickhouse.database}")
+        ensure_database(client, config.clickhouse.database)
         return orjson.loads(orjson.dumps(run_query(client, sql), default=str))
     except Exception as exc:
         raise QueryError(str(exc)) from exc

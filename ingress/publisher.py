@@ -78,12 +78,12 @@ class EventPublisher:
     async def _run(self) -> None:
         delay = 0.2
         while not (self._closing and not self._queue):
-            if not self._queue:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
             try:
-                producer = await self._ensure_producer()
+                producer = await self._ensure_producer()  # eagerly: /health tells the truth
+                if not self._queue:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
                 await self._send_batch(producer)
                 delay = 0.2
             except Exception as exc:

@@ -20,6 +20,7 @@ log = logging.getLogger("tollgate.sink")
 
 
 async def run_sink(config: TollgateConfig) -> None:
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     client = open_client(config)
     # chDB is driven from one thread: inserts and queries never run concurrently.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")

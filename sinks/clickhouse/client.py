@@ -54,4 +54,6 @@ def _redacted(url: str) -> str:
 
 
 def ensure_database(client: Client, database: str) -> None:
+    """Create the database and make it the default, so ad-hoc SQL needs no prefix."""
     client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.database = database

@@ -117,7 +117,7 @@ async def test_unreachable_upstream_is_a_502_with_request_id_and_events_queue(ga
     assert _assert_openai_error(response, 502)["type"] == "upstream_error"
     assert response.headers["x-request-id"] == "req-abc.1"
     health = await client.get("/health")
-    assert health.status_code == 503  # Kafka is away: degraded, and it says so
+    assert health.status_code == 200 and health.json()["status"] == "degraded"  # Kafka is away
     events = health.json()["events"]
     assert events["backlog"] == 2 and not events["kafka_connected"]  # received + failed, kept
 
