@@ -6,6 +6,7 @@ Faust acknowledges a message whose value fails to decode and calls
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import faust
@@ -13,10 +14,12 @@ from faust.types import Message
 
 from schemas.topics import DEAD_LETTER
 
+log = logging.getLogger("tollgate.processors")
+
 
 class DeadLetteringTopic(faust.Topic):
     async def on_value_decode_error(self, exc: Exception, message: Message) -> None:
-        self.app.log.error(
+        log.error(
             "dead-lettering %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc
         )
         headers: list[tuple[str, bytes]] = [
