@@ -48,8 +48,8 @@ async def test_kafka_and_worker_restart_mid_traffic(tmp_path: Path) -> None:
     broker = LocalKafka(
         BrokerSettings(home=tmp_path / "kafka", port=free_port(), controller_port=free_port())
     )
-    broker.start()
-    await asyncio.to_thread(lambda: asyncio.run(ensure_topics(broker.bootstrap_servers)))
+    await asyncio.to_thread(broker.start)
+    await ensure_topics(broker.bootstrap_servers)
     config, path = write_config(tmp_path / "restart", broker.bootstrap_servers)
     stack = await asyncio.to_thread(start_stack, config, path)
     served, stop = Served(), asyncio.Event()
