@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from infra.kafka.broker import LocalKafka
+from infra.kafka.broker import BrokerSettings, LocalKafka
+from infra.topics import ensure_topics
 from schemas.config import TollgateConfig
 from schemas.events import RequestReceived, ResponseCompleted, UsageRecorded
 from schemas.topics import DEAD_LETTER, REQUESTS, USAGE
@@ -19,10 +21,24 @@ from sinks.clickhouse.client import open_client
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.writer import ClickHouseSink
 from sinks.query_server import NotReadOnlyError, check_read_only
-from tests.harness import write_config
+from tests.harness import free_port, write_config
 from tests.kafka_io import collect, produce
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A broker of its own: the sink reads its topics from the start, so counts (dead
+    letters, rows) must not include what other tests wrote."""
+    home = tmp_path_factory.mktemp("sink-kafka")
+    broker = LocalKafka(BrokerSettings(home=home, port=free_port(), controller_port=free_port()))
+    broker.start()
+    asyncio.run(ensure_topics(broker.bootstrap_servers))
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 class FlakyClient:
@@ -107,8 +123,9 @@ async def _run_sink(
 
 
 async def test_exactly_once_with_duplicates_dead_letters_and_a_failed_insert(
-    kafka: LocalKafka, tmp_path: Path
+    own_kafka: LocalKafka, tmp_path: Path
 ) -> None:
+    kafka = own_kafka
     config, _ = write_config(tmp_path / "sink", kafka.bootstrap_servers)
     tenant = config.keys[0].tenant
     log_events, usage = _events(tenant, 20), _usage(tenant, 20)
