@@ -47,3 +47,12 @@ def port_open(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
+
+
+def wait_port(host: str, port: int, what: str, seconds: float = 60.0) -> None:
+    """Block until something listens on ``host:port``; the error names what did not start."""
+    deadline = time.monotonic() + seconds
+    while not port_open(host, port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not listen on {host}:{port} within {seconds:.0f} s")
+        time.sleep(0.1)

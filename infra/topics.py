@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -31,8 +32,7 @@ async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = A
                         for s in missing
                     ]
                 )
-        described = await admin.describe_topics([s.name for s in specs])
-        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        counts = await _partition_counts(admin, [s.name for s in specs])
         for spec in specs:
             if counts.get(spec.name) not in (None, spec.partitions):
                 raise TopicMismatchError(
@@ -42,3 +42,20 @@ async def ensure_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = A
                 )
     finally:
         await admin.close()
+
+
+async def _partition_counts(
+    admin: AIOKafkaAdminClient, names: list[str], wait_s: float = 15.0
+) -> dict[str, int]:
+    """Partitions per topic, once every topic reports some: a topic created a moment ago
+    can describe as having none until the broker's metadata catches up."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        described = await admin.describe_topics(names)
+        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        if all(counts.get(name) for name in names):
+            return counts
+        if asyncio.get_running_loop().time() > deadline:
+            missing = [name for name in names if not counts.get(name)]
+            raise TopicMismatchError(f"topics {missing} report no partitions after {wait_s:.0f} s")
+        await asyncio.sleep(0.1)

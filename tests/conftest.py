@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from infra.kafka.broker import BrokerSettings, LocalKafka
-from infra.topics import ensure_topics
+from infra.kafka.broker import LocalKafka
 from schemas.tokens import install_offline_encodings
-from tests.harness import free_port
+from tests.harness import running_broker
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,11 +18,5 @@ def _offline_tokenizer() -> None:
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    home: Path = tmp_path_factory.mktemp("kafka")
-    broker = LocalKafka(BrokerSettings(home=home, port=free_port(), controller_port=free_port()))
-    broker.start()
-    asyncio.run(ensure_topics(broker.bootstrap_servers))
-    try:
+    with running_broker(tmp_path_factory.mktemp("kafka")) as broker:
         yield broker
-    finally:
-        broker.stop()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from infra.kafka.broker import BrokerSettings, LocalKafka
 from infra.stack import Stack
+from infra.topics import ensure_topics
 from schemas.config import TollgateConfig, load_config
 
 TEST_KEY = "tg-test-key"
@@ -53,3 +58,15 @@ def start_stack(config: TollgateConfig, path: Path, with_upstream: bool = True) 
         stack.down()
         raise
     return stack
+
+
+@contextmanager
+def running_broker(home: Path) -> Iterator[LocalKafka]:
+    """A real broker on free loopback ports with the contract's topics; stopped on exit."""
+    broker = LocalKafka(BrokerSettings(home=home, port=free_port(), controller_port=free_port()))
+    try:
+        broker.start()
+        asyncio.run(ensure_topics(broker.bootstrap_servers))
+        yield broker
+    finally:
+        broker.stop()

@@ -15,16 +15,13 @@ import multiprocessing
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import orjson
 
-from infra.kafka.broker import BrokerSettings, LocalKafka
-from infra.processes import port_open, terminate_group
-from infra.topics import ensure_topics
+from infra.processes import terminate_group, wait_port
 from tests.bench.loadgen import run_load
-from tests.harness import TEST_KEY, free_port, write_config
+from tests.harness import TEST_KEY, running_broker, write_config
 
 BODY = orjson.dumps(
     {
@@ -56,14 +53,6 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _wait_port(port: int, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not port_open("127.0.0.1", port):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not listen on {port} within {seconds:.0f} s")
-        time.sleep(0.1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -72,51 +61,57 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
-    broker = LocalKafka(
-        BrokerSettings(home=home / "kafka", port=free_port(), controller_port=free_port())
-    )
     processes: list[subprocess.Popen[bytes]] = []
-    try:
-        broker.start()
-        asyncio.run(ensure_topics(broker.bootstrap_servers))
-        config, path = write_config(home / "gw", broker.bootstrap_servers)
-        upstream_port = int(config.upstream.base_url.rsplit(":", 1)[1].split("/")[0])
-        processes.append(
-            _spawn(["-m", "infra.cli", "upstream", "--config", str(path)], home / "upstream.log")
-        )
-        processes.append(
-            _spawn(["-m", "infra.cli", "ingress", "--config", str(path)], home / "ingress.log")
-        )
-        _wait_port(upstream_port, "fake upstream")
-        _wait_port(config.ingress.port, "ingress")
-        print(
-            f"==> {args.concurrency} connections, {args.seconds:.0f} s per run",
-            file=sys.stderr,
-        )
-        auth = {"authorization": f"Bearer {TEST_KEY}", "content-type": "application/json"}
-        print("==> direct: fake upstream", file=sys.stderr)
-        direct = _load_in_process(
-            f"{config.upstream.base_url}/chat/completions", auth, args.concurrency, args.seconds
-        )
-        print("==> through Tollgate (events to Kafka on)", file=sys.stderr)
-        gateway = _load_in_process(
-            f"http://127.0.0.1:{config.ingress.port}/v1/chat/completions",
-            auth,
-            args.concurrency,
-            args.seconds,
-        )
-        report = {
-            "direct": direct,
-            "tollgate": gateway,
-            "throughput_ratio": round(gateway["req_per_s"] / direct["req_per_s"], 3),
-            "added_p50_ms": round(gateway["p50_ms"] - direct["p50_ms"], 3),
-            "added_p99_ms": round(gateway["p99_ms"] - direct["p99_ms"], 3),
-        }
-        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
-    finally:
-        for process in reversed(processes):
-            terminate_group(process.pid, 15)
-        broker.stop()
+    with running_broker(home / "kafka") as broker:
+        try:
+            _compare(broker.bootstrap_servers, home, processes, args.concurrency, args.seconds)
+        finally:
+            for process in reversed(processes):
+                terminate_group(process.pid, 15)
+
+
+def _compare(
+    bootstrap: str,
+    home: Path,
+    processes: list[subprocess.Popen[bytes]],
+    concurrency: int,
+    seconds: float,
+) -> None:
+    """Start upstream and ingress, then drive both with the same load, one after the other."""
+    config, path = write_config(home / "gw", bootstrap)
+    upstream_port = int(config.upstream.base_url.rsplit(":", 1)[1].split("/")[0])
+    processes.append(
+        _spawn(["-m", "infra.cli", "upstream", "--config", str(path)], home / "upstream.log")
+    )
+    processes.append(
+        _spawn(["-m", "infra.cli", "ingress", "--config", str(path)], home / "ingress.log")
+    )
+    wait_port("127.0.0.1", upstream_port, "fake upstream")
+    wait_port("127.0.0.1", config.ingress.port, "ingress")
+    print(
+        f"==> {concurrency} connections, {seconds:.0f} s per run",
+        file=sys.stderr,
+    )
+    auth = {"authorization": f"Bearer {TEST_KEY}", "content-type": "application/json"}
+    print("==> direct: fake upstream", file=sys.stderr)
+    direct = _load_in_process(
+        f"{config.upstream.base_url}/chat/completions", auth, concurrency, seconds
+    )
+    print("==> through Tollgate (events to Kafka on)", file=sys.stderr)
+    gateway = _load_in_process(
+        f"http://127.0.0.1:{config.ingress.port}/v1/chat/completions",
+        auth,
+        concurrency,
+        seconds,
+    )
+    report = {
+        "direct": direct,
+        "tollgate": gateway,
+        "throughput_ratio": round(gateway["req_per_s"] / direct["req_per_s"], 3),
+        "added_p50_ms": round(gateway["p50_ms"] - direct["p50_ms"], 3),
+        "added_p99_ms": round(gateway["p99_ms"] - direct["p99_ms"], 3),
+    }
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import aiohttp
 import httpx
 import orjson
 
-from infra.processes import port_open, terminate_group
+from infra.processes import terminate_group, wait_port
 from tests.harness import free_port
 
 BODY = orjson.dumps(
@@ -94,11 +94,7 @@ def main() -> None:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not port_open("127.0.0.1", port):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fake upstream did not start")
-            time.sleep(0.1)
+        wait_port("127.0.0.1", port, "the fake upstream", 30)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         print(
             orjson.dumps(

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from infra.kafka.broker import BrokerSettings, LocalKafka
-from infra.topics import ensure_topics
+from infra.kafka.broker import LocalKafka
 from schemas.config import TollgateConfig
 from schemas.events import RequestReceived, ResponseCompleted, UsageRecorded
 from schemas.topics import DEAD_LETTER, REQUESTS, USAGE
@@ -21,7 +20,7 @@ from sinks.clickhouse.client import open_client
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.writer import ClickHouseSink
 from sinks.query_server import NotReadOnlyError, check_read_only
-from tests.harness import free_port, write_config
+from tests.harness import running_broker, write_config
 from tests.kafka_io import collect, produce
 
 pytestmark = pytest.mark.integration
@@ -31,14 +30,8 @@ pytestmark = pytest.mark.integration
 def own_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """A broker of its own: the sink reads its topics from the start, so counts (dead
     letters, rows) must not include what other tests wrote."""
-    home = tmp_path_factory.mktemp("sink-kafka")
-    broker = LocalKafka(BrokerSettings(home=home, port=free_port(), controller_port=free_port()))
-    broker.start()
-    asyncio.run(ensure_topics(broker.bootstrap_servers))
-    try:
+    with running_broker(tmp_path_factory.mktemp("sink-kafka")) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 class FlakyClient:
