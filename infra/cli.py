@@ -152,11 +152,11 @@ def kafka_fetch() -> None:
 def kafka_start(config_path: Path | None) -> None:
     """Start the broker in the background (its data survives restarts)."""
     from infra.stack import local_kafka
-    from infra.topics import ensure_topics
+    from infra.topics import all_topics, ensure_topics
 
     config, _ = _load(config_path, demo=True)
     local_kafka(config).start()
-    asyncio.run(ensure_topics(config.kafka.bootstrap_servers))
+    asyncio.run(ensure_topics(config.kafka.bootstrap_servers, all_topics(config)))
 
 
 @kafka.command("stop")
@@ -187,9 +187,12 @@ def ingress(config_path: Path | None) -> None:
 )
 def worker(config_path: Path | None, loglevel: str) -> None:
     """Run the stream processors (a Faust worker) in the foreground."""
+    from infra.topics import all_topics, ensure_topics
     from processors.main import run_worker
 
-    run_worker(_load(config_path, demo=True)[0], loglevel)
+    config = _load(config_path, demo=True)[0]
+    asyncio.run(ensure_topics(config.kafka.bootstrap_servers, all_topics(config)))
+    run_worker(config, loglevel)
 
 
 @main.command()

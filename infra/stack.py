@@ -22,7 +22,7 @@ from pathlib import Path
 from infra.console import say, step
 from infra.kafka.broker import BrokerSettings, LocalKafka
 from infra.processes import terminate_group
-from infra.topics import ensure_topics
+from infra.topics import all_topics, ensure_topics
 from schemas.config import TollgateConfig
 
 
@@ -73,7 +73,7 @@ class Stack:
         if self.kafka is not None:
             self.kafka.start()
         with step("creating topics"):
-            asyncio.run(ensure_topics(self.config.kafka.bootstrap_servers))
+            asyncio.run(ensure_topics(self.config.kafka.bootstrap_servers, all_topics(self.config)))
         for stage in self.stages:
             self._start(stage)
         self.pid_file.write_text(str(os.getpid()))

@@ -8,6 +8,7 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from schemas.config import TollgateConfig
 from schemas.topics import ALL_TOPICS, TopicSpec
 
 
@@ -59,3 +60,10 @@ async def _partition_counts(
             missing = [name for name in names if not counts.get(name)]
             raise TopicMismatchError(f"topics {missing} report no partitions after {wait_s:.0f} s")
         await asyncio.sleep(0.1)
+
+
+def all_topics(config: TollgateConfig) -> tuple[TopicSpec, ...]:
+    """The contract's topics and the processors' table changelogs."""
+    from processors.app import changelog_topics, create_app
+
+    return ALL_TOPICS + changelog_topics(create_app(config))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import faust
+from mode.supervisors import CrashingSupervisor
 
 from processors.usage import agent as usage
 from schemas import codec
 from schemas.config import TollgateConfig
 from schemas.pricing import build_price_book
-from schemas.topics import REQUESTS
+from schemas.topics import REQUESTS, TopicSpec
 
 
 def broker_url(bootstrap_servers: str) -> str:
@@ -31,6 +32,27 @@ def create_app(config: TollgateConfig) -> faust.App:
         producer_acks=-1,
         web_enabled=False,
         table_standby_replicas=0,
+        # An agent that crashes stops the worker: a dead agent in a live process would stall
+        # silently; a stopped worker is restarted and resumes from committed offsets.
+        agent_supervisor=CrashingSupervisor,
     )
     usage.register(app, build_price_book(config.prices()))
     return app
+
+
+def changelog_topics(app: faust.App) -> tuple[TopicSpec, ...]:
+    """The tables' changelog topics, for infra to create before the worker starts.
+
+    Faust creates them itself, but its metadata cache can report a just-created changelog
+    with 0 partitions and crash the first table write (PartitionsMismatch).
+    """
+    return tuple(
+        TopicSpec(
+            table.changelog_topic_name,
+            table.partitions or REQUESTS.partitions,
+            retention_ms=0,
+            key="table key",
+            compacted=True,
+        )
+        for table in app.tables.values()
+    )
