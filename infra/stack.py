@@ -21,7 +21,7 @@ from pathlib import Path
 
 from infra.console import say, step
 from infra.kafka.broker import BrokerSettings, LocalKafka
-from infra.processes import terminate_group
+from infra.processes import alive, terminate_group
 from infra.topics import all_topics, ensure_topics
 from schemas.config import TollgateConfig
 
@@ -167,10 +167,10 @@ def stop_running_stack(config: TollgateConfig, timeout: float = 90.0) -> bool:
         return local_kafka(config).stop() if config.kafka.embedded else False
     with step(f"stopping the stack (pid {pid})"):
         deadline = time.monotonic() + timeout
+        # `up` removes its pid file once every stage and Kafka have stopped; that, not the
+        # pid alone (an exited but unreaped process still answers kill 0), means done.
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not pid_file.exists() or not alive(pid):
                 return True
             time.sleep(0.2)
         raise StackError(f"the stack (pid {pid}) did not stop within {timeout:.0f} s; kill it")
