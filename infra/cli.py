@@ -177,7 +177,8 @@ def ingress(config_path: Path | None) -> None:
     from ingress.main import run_ingress
 
     _logging("WARNING")
-    run_ingress(_load(config_path, demo=True)[0])
+    config, path = _load(config_path, demo=True)
+    run_ingress(config, path)
 
 
 @main.command()
