@@ -177,8 +177,7 @@ def ingress(config_path: Path | None) -> None:
     from ingress.main import run_ingress
 
     _logging("WARNING")
-    config, path = _load(config_path, demo=True)
-    run_ingress(config, path)
+    run_ingress(_load(config_path, demo=True)[0])
 
 
 @main.command()

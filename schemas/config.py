@@ -57,7 +57,6 @@ class SinkSettings(_Strict):
 class IngressSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
     upstream_timeout_s: float = Field(60.0, gt=0)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     event_queue_max: int = Field(200_000, ge=100)

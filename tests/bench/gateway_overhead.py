@@ -59,20 +59,12 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=1, help="ingress worker processes")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
     processes: list[subprocess.Popen[bytes]] = []
     with running_broker(home / "kafka") as broker:
         try:
-            _compare(
-                broker.bootstrap_servers,
-                home,
-                processes,
-                args.concurrency,
-                args.seconds,
-                args.workers,
-            )
+            _compare(broker.bootstrap_servers, home, processes, args.concurrency, args.seconds)
         finally:
             for process in reversed(processes):
                 terminate_group(process.pid, 15)
@@ -84,11 +76,9 @@ def _compare(
     processes: list[subprocess.Popen[bytes]],
     concurrency: int,
     seconds: float,
-    *,
-    workers: int = 1,
 ) -> None:
     """Start upstream and ingress, then drive both with the same load, one after the other."""
-    config, path = write_config(home / "gw", bootstrap, ingress={"workers": workers})
+    config, path = write_config(home / "gw", bootstrap)
     upstream_port = int(config.upstream.base_url.rsplit(":", 1)[1].split("/")[0])
     processes.append(
         _spawn(["-m", "infra.cli", "upstream", "--config", str(path)], home / "upstream.log")
