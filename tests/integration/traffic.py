@@ -42,6 +42,7 @@ def gateway_client(config: TollgateConfig, key: str) -> openai.AsyncOpenAI:
         base_url=f"http://{config.ingress.host}:{config.ingress.port}/v1",
         api_key=key,
         max_retries=0,
+        timeout=30,
     )
 
 
