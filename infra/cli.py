@@ -208,20 +208,13 @@ def sink(config_path: Path | None) -> None:
 @main.command()
 @config_option
 def upstream(config_path: Path | None) -> None:
-    """Run the fake upstream on the configured upstream.base_url (loopback only)."""
-    from urllib.parse import urlsplit
-
+    """Run the fake upstream on fake_upstream.host:port (loopback only)."""
     from infra.fake_upstream.server import run
     from infra.fake_upstream.settings import FakeUpstreamSettings
 
-    config, _ = _load(config_path, demo=True)
-    parts = urlsplit(config.upstream.base_url)
-    api_key = config.upstream.api_key.get_secret_value() if config.upstream.api_key else None
-    run(
-        FakeUpstreamSettings(api_key=api_key),
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 9100,
-    )
+    fake = _load(config_path, demo=True)[0].fake_upstream
+    api_key = fake.api_key.get_secret_value() if fake.api_key else None
+    run(FakeUpstreamSettings(api_key=api_key), host=fake.host, port=fake.port)
 
 
 @main.command("config")

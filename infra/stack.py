@@ -64,8 +64,7 @@ class Stack:
             Stage("ingress", f"{ingress}/health"),
         ]
         if with_upstream:
-            base = config.upstream.base_url.rstrip("/").removesuffix("/v1")
-            self.stages.insert(0, Stage("upstream", f"{base}/health"))
+            self.stages.insert(0, Stage("upstream", f"{config.fake_upstream.url}/health"))
         self.pid_file = config.run_dir / "stack.pid"
 
     def up(self) -> None:

@@ -21,6 +21,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from schemas.pricing import Price
+from schemas.routing_config import (
+    DeploymentSettings,
+    ProviderSettings,
+    ResilienceSettings,
+    RoutingSettings,
+)
 
 ENV_PREFIX = "TOLLGATE__"
 DEFAULT_HOME = Path(os.environ.get("TOLLGATE_HOME", Path.home() / ".tollgate"))
@@ -62,10 +68,29 @@ class IngressSettings(_Strict):
     event_queue_max: int = Field(200_000, ge=100)
 
 
-class UpstreamSettings(_Strict):
-    name: str = "openai"
-    base_url: str = "http://127.0.0.1:9100/v1"
+class FakeUpstreamSettings(_Strict):
+    """The stand-in provider `tollgate up` starts on loopback (the demo and tests use it)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(9100, ge=1, le=65535)
     api_key: SecretStr | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class AdminSettings(_Strict):
+    """The credential for the key-management API; unset = the admin API answers 403."""
+
+    api_key: SecretStr | None = None
+    api_key_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+    @property
+    def digest(self) -> str | None:
+        if self.api_key_sha256 is not None:
+            return self.api_key_sha256
+        return hash_key(self.api_key.get_secret_value()) if self.api_key else None
 
 
 class ProcessorSettings(_Strict):
@@ -82,6 +107,8 @@ class KeySettings(_Strict):
     tenant: str = Field(min_length=1)
     team: str | None = None
     user: str | None = None
+    org: str | None = None
+    models: tuple[str, ...] = Field((), description="models this key may use; empty = all")
 
     @model_validator(mode="after")
     def _one_secret(self) -> KeySettings:
@@ -115,10 +142,40 @@ class TollgateConfig(_Strict):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     sink: SinkSettings = SinkSettings()
     ingress: IngressSettings = IngressSettings()
-    upstream: UpstreamSettings = UpstreamSettings()
+    fake_upstream: FakeUpstreamSettings = FakeUpstreamSettings()
     processors: ProcessorSettings = ProcessorSettings()
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    deployments: tuple[DeploymentSettings, ...] = ()
+    routing: RoutingSettings = RoutingSettings()
+    resilience: ResilienceSettings = ResilienceSettings()
+    admin: AdminSettings = AdminSettings()
     keys: tuple[KeySettings, ...] = ()
     pricing: tuple[PriceSettings, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fake_upstream_by_default(cls, data: Any) -> Any:
+        """No providers at all: every model goes to the fake upstream, so `tollgate up` works."""
+        if isinstance(data, dict) and not data.get("providers") and not data.get("deployments"):
+            fake = FakeUpstreamSettings.model_validate(data.get("fake_upstream") or {})
+            key = fake.api_key.get_secret_value() if fake.api_key else None
+            data = {
+                **data,
+                "providers": {
+                    "fake": {
+                        "kind": "openai_compatible",
+                        "base_url": f"{fake.url}/v1",
+                        "api_key": key,
+                    }
+                },
+                "deployments": [{"model": "*", "provider": "fake"}],
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> TollgateConfig:
+        check_references(self)
+        return self
 
     @property
     def chdb_path(self) -> Path:
@@ -138,6 +195,41 @@ class TollgateConfig(_Strict):
 
     def prices(self) -> list[Price]:
         return [p.to_price() for p in self.pricing]
+
+
+def check_references(config: TollgateConfig) -> None:
+    """Names that point elsewhere in the config must exist; the message says where and what."""
+    problems: list[str] = []
+    ids: set[str] = set()
+    for i, dep in enumerate(config.deployments):
+        if dep.provider not in config.providers:
+            known = ", ".join(sorted(config.providers)) or "none"
+            problems.append(
+                f"deployments.{i}.provider: unknown provider `{dep.provider}` (known: {known})"
+            )
+        if dep.id in ids:
+            problems.append(f"deployments.{i}.name: `{dep.id}` is used twice; give each a `name`")
+        ids.add(dep.id)
+    models = {d.model for d in config.deployments}
+
+    def served(model: str) -> bool:
+        return model in models or "*" in models or model in config.routing.aliases
+
+    for alias, target in config.routing.aliases.items():
+        if not served(target):
+            problems.append(f"routing.aliases.{alias}: `{target}` has no deployment")
+    for model, chain in config.routing.fallbacks.items():
+        problems += [
+            f"routing.fallbacks.{model}: `{m}` has no deployment" for m in chain if not served(m)
+        ]
+    for i, rule in enumerate(config.routing.rules):
+        problems += [
+            f"routing.rules.{i}.deployments: no deployment is named `{d}`"
+            for d in rule.deployments
+            if d not in ids
+        ]
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def hash_key(key: str) -> str:
@@ -183,12 +275,45 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _describe(exc: ValidationError, source: str) -> str:
+def _line_of(text: str | None, loc: tuple[str | int, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or its nearest parent that exists)."""
+    if not text:
+        return None
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            match = node.value[part] if part < len(node.value) else None
+        else:
+            match = None
+        if match is None:
+            break
+        node, line = match, match.start_mark.line + 1
+    return line
+
+
+def _describe(exc: ValidationError, source: str, text: str | None = None) -> str:
     lines = [f"{source} is not a valid Tollgate config:"]
     for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
         hint = " (remove it or check its spelling)" if err["type"] == "extra_forbidden" else ""
-        lines.append(f"  {where}: {err['msg']}{hint}")
+        if loc:
+            line = _line_of(text, loc)
+            at = f" (line {line})" if line else ""
+            where = ".".join(str(part) for part in loc)
+            lines.append(f"  {where}{at}: {msg}{hint}")
+            continue
+        for problem in msg.split("; "):  # cross-reference checks name their own paths
+            path, _, _ = problem.partition(": ")
+            parts = tuple(int(p) if p.isdigit() else p for p in path.split("."))
+            line = _line_of(text, parts)
+            lines.append(f"  {problem}" + (f" (line {line})" if line else ""))
     return "\n".join(lines)
 
 
@@ -204,13 +329,15 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     env = os.environ if env is None else env
     path = path or default_config_path(env)
     raw: dict[str, Any] = {}
+    text: str | None = None
     source = "defaults"
     if path is not None:
         source = str(path)
         if not path.exists():
             raise ConfigError(f"config file {path} does not exist: fix the path or TOLLGATE_CONFIG")
         try:
-            loaded = yaml.safe_load(interpolate(path.read_text(), env))
+            text = interpolate(path.read_text(), env)
+            loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):
@@ -224,4 +351,4 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     try:
         return TollgateConfig.model_validate(_merge(raw, overrides))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from exc
+        raise ConfigError(_describe(exc, source, text)) from exc

@@ -46,7 +46,7 @@ def write_config(
         "ingress": {"port": free_port()},
         "sink": {"query_port": free_port(), "group_id": f"sink-{home.name}", "batch_max_ms": 200},
         "processors": {"app_id": f"processors-{home.name}"},
-        "upstream": {"base_url": f"http://127.0.0.1:{upstream_port}/v1"},
+        "fake_upstream": {"port": upstream_port},
         "keys": [
             {"key": TEST_KEY, "tenant": f"tenant-{home.name}", "team": "qa"},
             {"key": TEST_KEY + "-2", "tenant": f"other-{home.name}"},

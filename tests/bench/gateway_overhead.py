@@ -79,7 +79,7 @@ def _compare(
 ) -> None:
     """Start upstream and ingress, then drive both with the same load, one after the other."""
     config, path = write_config(home / "gw", bootstrap)
-    upstream_port = int(config.upstream.base_url.rsplit(":", 1)[1].split("/")[0])
+    upstream_port = config.fake_upstream.port
     processes.append(
         _spawn(["-m", "infra.cli", "upstream", "--config", str(path)], home / "upstream.log")
     )
@@ -95,7 +95,7 @@ def _compare(
     auth = {"authorization": f"Bearer {TEST_KEY}", "content-type": "application/json"}
     print("==> direct: fake upstream", file=sys.stderr)
     direct = _load_in_process(
-        f"{config.upstream.base_url}/chat/completions", auth, concurrency, seconds
+        f"{config.fake_upstream.url}/v1/chat/completions", auth, concurrency, seconds
     )
     print("==> through Tollgate (events to Kafka on)", file=sys.stderr)
     gateway = _load_in_process(

@@ -87,6 +87,6 @@ async def wait_for_sql(config: TollgateConfig, sql: str, expect: Any, wait_s: fl
 
 
 async def upstream_stats(config: TollgateConfig) -> dict[str, Any]:
-    base = config.upstream.base_url.rstrip("/").removesuffix("/v1")
+    base = config.fake_upstream.url
     async with httpx.AsyncClient() as client:
         return dict((await client.get(f"{base}/_fake/stats")).json())

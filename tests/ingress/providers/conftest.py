@@ -1,0 +1,75 @@
+"""Adapters against the fake upstream over real HTTP, through the gateway's own transport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from infra.fake_upstream.server import BackgroundFakeUpstream
+from infra.fake_upstream.settings import FakeUpstreamSettings
+from ingress import exchange
+from ingress.providers.base import Adapter, Json
+from ingress.providers.registry import build_adapter
+from ingress.transport import Transport
+from schemas.routing_config import ProviderSettings, Timeouts
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[BackgroundFakeUpstream]:
+    with BackgroundFakeUpstream(FakeUpstreamSettings(api_key="sk-upstream")) as server:
+        yield server
+
+
+class Wired:
+    """An adapter and a transport for one provider config, and the calls tests make."""
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.adapter: Adapter = build_adapter(settings)
+        self.transport = Transport(settings.kind, Timeouts(first_token_s=10, idle_s=10))
+
+    async def chat(self, body: Json, upstream_model: str | None = None) -> Json:
+        model = upstream_model or body["model"]
+        return await exchange.chat(self.adapter, self.transport, body, model, body["model"])
+
+    async def stream(self, body: Json, upstream_model: str | None = None) -> list[Json]:
+        model = upstream_model or body["model"]
+        chunks = await exchange.chat_stream(
+            self.adapter, self.transport, body, model, body["model"]
+        )
+        return [chunk async for chunk in chunks]
+
+    async def embeddings(self, body: Json, upstream_model: str | None = None) -> Json:
+        model = upstream_model or body["model"]
+        return await exchange.embeddings(
+            self.adapter, self.transport, body, model, body["model"]
+        )
+
+
+@pytest.fixture
+async def wire() -> AsyncIterator[Any]:
+    opened: list[Wired] = []
+
+    def make(**settings: Any) -> Wired:
+        wired = Wired(ProviderSettings(**settings))
+        opened.append(wired)
+        return wired
+
+    yield make
+    for wired in opened:
+        await wired.transport.close()
+
+
+def streamed_text(chunks: list[Json], index: int = 0) -> str:
+    return "".join(
+        (choice.get("delta") or {}).get("content") or ""
+        for chunk in chunks
+        for choice in chunk.get("choices") or ()
+        if choice.get("index", 0) == index
+    )
+
+
+def streamed_usage(chunks: list[Json]) -> Json | None:
+    usages = [chunk["usage"] for chunk in chunks if chunk.get("usage")]
+    return usages[-1] if usages else None
