@@ -177,7 +177,7 @@ def ingress(config_path: Path | None) -> None:
     from ingress.main import run_ingress
 
     _logging("WARNING")
-    run_ingress(_load(config_path, demo=True)[0])
+    run_ingress(*_load(config_path, demo=True))
 
 
 @main.command()

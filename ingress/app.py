@@ -2,56 +2,112 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 
+from ingress.anthropic_messages import MessagesService
 from ingress.auth import KeyStore
 from ingress.chat import ChatService
+from ingress.embeddings import EmbeddingsService
 from ingress.errors import install_handlers
-from ingress.providers.openai_compatible import OpenAICompatible
+from ingress.gateway import Gateway
+from ingress.metrics import LiveState, Metrics
+from ingress.models import ModelsService
 from ingress.publisher import EventPublisher
+from ingress.reload import watch_config
 from ingress.routes import routes
+from ingress.routing.health import check_forever
+from ingress.runtime import Runtime
 from schemas.config import TollgateConfig
 
 
-def create_app(config: TollgateConfig) -> FastAPI:
-    upstream = config.upstream
-    api_key = upstream.api_key.get_secret_value() if upstream.api_key else None
-    provider = OpenAICompatible(
-        upstream.name, upstream.base_url, api_key, config.ingress.upstream_timeout_s
-    )
+def create_app(config: TollgateConfig, config_path: Path | None = None) -> FastAPI:
+    metrics = Metrics()
+    runtime = Runtime(config, lambda kind, target, _: metrics.attempt(kind, target.deployment.id))
     publisher = EventPublisher(config.kafka.bootstrap_servers, config.ingress.event_queue_max)
-    chat = ChatService(KeyStore(config.keys), provider, publisher, config.ingress.max_body_bytes)
+    gateway = Gateway(
+        KeyStore(config.keys), publisher, metrics, runtime, config.ingress.max_body_bytes
+    )
 
-    def health() -> dict[str, Any]:
-        degraded = publisher.dropped > 0 or not publisher.connected
+    def events() -> dict[str, Any]:
         return {
-            "status": "degraded" if degraded else "ok",
-            "events": {
-                "kafka_connected": publisher.connected,
-                "backlog": publisher.backlog,
-                "published": publisher.published,
-                "dropped": publisher.dropped,
-                "last_error": publisher.last_error,
-            },
+            "kafka_connected": publisher.connected,
+            "backlog": publisher.backlog,
+            "published": publisher.published,
+            "dropped": publisher.dropped,
+            "last_error": publisher.last_error,
         }
+
+    metrics.watch(LiveState(lambda: gateway.runtime.deployments, events))
+
+    def health(detail: bool) -> dict[str, Any]:
+        degraded = publisher.dropped > 0 or not publisher.connected
+        body: dict[str, Any] = {"status": "degraded" if degraded else "ok", "events": events()}
+        if detail:
+            body["deployments"] = [
+                {
+                    "id": d.id,
+                    "model": d.settings.model,
+                    "provider": d.provider.name,
+                    "kind": d.provider.settings.kind,
+                    "breaker": d.breaker.state.value,
+                    "healthy": d.healthy,
+                    "in_flight": d.bulkhead.in_flight,
+                    "queued": d.bulkhead.waiting,
+                    "latency_ewma_ms": d.latency_ewma_ms,
+                }
+                for d in gateway.runtime.deployments
+            ]
+        return body
+
+    def apply(new: TollgateConfig) -> None:
+        old = gateway.runtime
+        gateway.runtime = Runtime(new, old.dispatcher._observe)
+        gateway.keys = KeyStore(new.keys)
+        old.retire()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         publisher.start()
+        tasks = [
+            asyncio.create_task(
+                check_forever(
+                    lambda: gateway.runtime.deployments, config.routing.health_check_interval_s
+                )
+            )
+        ]
+        if config_path is not None:
+            tasks.append(asyncio.create_task(watch_config(config_path, apply)))
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await publisher.close()
-            await provider.close()
+            await gateway.runtime.close()
 
     app = FastAPI(
         title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     install_handlers(app)
-    app.router.routes.extend(routes(chat, health))
+    app.router.routes.extend(
+        routes(
+            chat=ChatService(gateway),
+            embeddings=EmbeddingsService(gateway),
+            messages=MessagesService(gateway),
+            models=ModelsService(gateway),
+            metrics=metrics,
+            health=health,
+        )
+    )
     app.state.publisher = publisher
+    app.state.gateway = gateway
     return app

@@ -1,177 +1,139 @@
-"""``POST /v1/chat/completions``: authenticate, validate, publish, forward, publish, answer.
+"""``POST /v1/chat/completions``, JSON and SSE.
 
-Order of one request:
-1. request id: ``X-Request-ID`` if the client sent a sane one, else a new uuid7;
-2. authenticate the gateway key (401);
-3. read the body within the size limit (413) and validate it (400);
-4. publish ``request.received`` (queued; the client never waits on Kafka);
-5. call the provider (502 unreachable, 504 timeout);
-6. publish ``response.completed`` or ``response.failed``;
-7. return the provider's body as-is, with ``X-Request-ID``.
+Validate, route, publish ``request.received``, dispatch (retries, breakers, fallbacks),
+answer, publish the outcome. A stream is dispatched until its first chunk arrived (so
+failures before that are retried or failed over and answered with a proper status); after
+that the chunks are relayed as they come, and the stream's end, a provider error mid-stream
+or the client leaving all end in one ``response.completed`` with what was generated.
 """
 
 from __future__ import annotations
 
-import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from ingress.auth import KeyStore, Principal
-from ingress.errors import GatewayError, InvalidRequestError, PayloadTooLargeError
-from ingress.providers.base import ChatResult, Provider
-from ingress.publisher import EventPublisher
-from ingress.validation import check_chat_request, parse_json_object
-from schemas.events import RequestReceived, ResponseCompleted, ResponseFailed, new_event_id
-from schemas.topics import REQUESTS
+from ingress import exchange
+from ingress.errors import GatewayError
+from ingress.gateway import Call, Gateway
+from ingress.routing.router import Target
+from ingress.stream_outputs import StreamOutputs, outputs_of
+from ingress.validation import check_chat_request
 
 ENDPOINT = "/v1/chat/completions"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
-def request_id_of(request: Request) -> str:
-    given = request.headers.get("x-request-id")
-    return given if given and _REQUEST_ID.match(given) else new_event_id()
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(
-            f"request body of {declared} bytes exceeds the {limit}-byte limit"
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"request body exceeds the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _outputs(parsed: dict[str, Any]) -> tuple[list[str], str | None]:
-    texts: list[str] = []
-    finish = None
-    for choice in parsed.get("choices") or ():
-        message = choice.get("message") or {}
-        content = message.get("content")
-        texts.append(content if isinstance(content, str) else "")
-        finish = finish or choice.get("finish_reason")
-    return texts, finish
-
-
-def _error_of(result: ChatResult) -> tuple[str, str]:
-    error = (result.parsed or {}).get("error")
-    if isinstance(error, dict):
-        return str(error.get("type") or "upstream_error"), str(error.get("message") or "")
-    return "upstream_error", f"HTTP {result.status}"
+def estimate_tokens(raw_size: int, body: dict[str, Any]) -> int:
+    """A cheap guess of the tokens a request will use, for the least-tokens strategy."""
+    out = body.get("max_completion_tokens") or body.get("max_tokens") or 256
+    return raw_size // 4 + (out if isinstance(out, int) else 256)
 
 
 class ChatService:
-    def __init__(
-        self, keys: KeyStore, provider: Provider, publisher: EventPublisher, max_body_bytes: int
-    ) -> None:
-        self.keys = keys
-        self.provider = provider
-        self.publisher = publisher
-        self.max_body_bytes = max_body_bytes
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
 
     async def handle(self, request: Request) -> Response:
-        rid = request.state.request_id = request_id_of(request)
-        who = self.keys.authenticate(request.headers.get("authorization"))
-        body = parse_json_object(await read_body(request, self.max_body_bytes))
-        check_chat_request(body)
-        if body.get("stream"):
-            raise InvalidRequestError(
-                "streaming is not enabled on this gateway yet; send `stream: false`", param="stream"
-            )
-        model = body["model"]
-        self.publisher.publish(
-            REQUESTS.name,
-            RequestReceived(
-                request_id=rid,
-                tenant=who.tenant,
-                key_id=who.key_id,
-                endpoint=ENDPOINT,
-                model=model,
-                stream=False,
-                body=body,
-            ),
-        )
-        started = time.perf_counter()
+        call, body = await self.gw.open(request, ENDPOINT)
+        streaming = False
         try:
-            result = await self.provider.chat(body, rid)
+            check_chat_request(body)
+            model = body["model"]
+            targets = self.gw.route(call, model, body)
+            call.stream = bool(body.get("stream"))
+            self.gw.received(call, model, call.stream, body)
+            tokens = estimate_tokens(int(request.headers.get("content-length") or 0), body)
+            if call.stream:
+                response = await self._stream(call, body, targets, tokens)
+                streaming = True
+                return response
+            return await self._complete(call, body, targets, tokens)
         except GatewayError as exc:
-            self._failed(
-                rid,
-                who,
-                model,
-                started,
-                status=exc.status,
-                error_type=exc.type,
-                message=exc.message,
-            )
+            self.gw.failed(call, exc)
             raise
-        if result.status == 200 and result.parsed is not None:
-            outputs, finish = _outputs(result.parsed)
-            self.publisher.publish(
-                REQUESTS.name,
-                ResponseCompleted(
-                    request_id=rid,
-                    tenant=who.tenant,
-                    key_id=who.key_id,
-                    provider=self.provider.name,
-                    model=str(result.parsed.get("model") or model),
-                    status=200,
-                    latency_ms=_ms_since(started),
-                    outputs=outputs,
-                    finish_reason=finish,
-                    usage=result.parsed.get("usage"),
-                ),
-            )
-        else:
-            error_type, message = _error_of(result)
-            self._failed(
-                rid,
-                who,
-                model,
-                started,
-                status=result.status,
-                error_type=error_type,
-                message=message,
-            )
-        headers = {**result.headers, "x-request-id": rid}
-        return Response(result.body, result.status, headers, "application/json")
+        finally:
+            if not streaming:
+                call.done()
 
-    def _failed(
-        self,
-        rid: str,
-        who: Principal,
-        model: str,
-        started: float,
-        *,
-        status: int,
-        error_type: str,
-        message: str,
-    ) -> None:
-        self.publisher.publish(
-            REQUESTS.name,
-            ResponseFailed(
-                request_id=rid,
-                tenant=who.tenant,
-                key_id=who.key_id,
-                provider=self.provider.name,
-                model=model,
-                status=status,
-                latency_ms=_ms_since(started),
-                error_type=error_type,
-                error_message=message[:2000],
-            ),
+    async def _complete(
+        self, call: Call, body: dict[str, Any], targets: list[Target], tokens: int
+    ) -> Response:
+        async def attempt(t: Target) -> dict[str, Any]:
+            p = t.deployment.provider
+            return await exchange.chat(
+                p.adapter, p.transport, body, t.upstream_model, t.public_model
+            )
+
+        answer, target, attempts = await call.runtime.dispatcher.run(targets, attempt, tokens)
+        outputs, finish = outputs_of(answer)
+        self.gw.completed(
+            call, target, attempts, outputs=outputs, finish_reason=finish, usage=answer.get("usage")
         )
+        headers = call.response_headers(target, len(attempts))
+        return Response(orjson.dumps(answer), 200, headers, "application/json")
 
+    async def _stream(
+        self, call: Call, body: dict[str, Any], targets: list[Target], tokens: int
+    ) -> Response:
+        async def attempt(t: Target) -> exchange.ChunkStream:
+            p = t.deployment.provider
+            return await exchange.chat_stream(
+                p.adapter, p.transport, body, t.upstream_model, t.public_model
+            )
 
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
+        stream, target, attempts = await call.runtime.dispatcher.run(targets, attempt, tokens)
+        ttft = round((time.perf_counter() - call.started) * 1000, 3)
+        wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        relay = self._relay(call, stream, target, attempts, ttft, wants_usage)
+        headers = {**call.response_headers(target, len(attempts)), **SSE_HEADERS}
+        return StreamingResponse(relay, 200, headers, media_type="text/event-stream")
+
+    async def _relay(  # noqa: PLR0917
+        self,
+        call: Call,
+        stream: exchange.ChunkStream,
+        target: Target,
+        attempts: list[dict[str, Any]],
+        ttft_ms: float,
+        wants_usage: bool,
+    ) -> AsyncIterator[bytes]:
+        seen = StreamOutputs()
+        status, left = 200, True
+        try:
+            async for chunk in stream:
+                seen.add(chunk)
+                if not wants_usage and "usage" in chunk:
+                    if not chunk.get("choices"):
+                        continue  # the usage-only chunk the gateway asked for itself
+                    chunk = {k: v for k, v in chunk.items() if k != "usage"}  # noqa: PLW2901
+                yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+            left = False
+            yield b"data: [DONE]\n\n"
+        except exchange.BrokenStream as exc:
+            left, status = False, exc.failure.status
+            error = {
+                "message": exc.failure.message,
+                "type": "upstream_error",
+                "param": None,
+                "code": "stream_interrupted",
+            }
+            yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+        finally:
+            stream.close()
+            self.gw.completed(
+                call,
+                target,
+                attempts,
+                outputs=seen.outputs(),
+                finish_reason=seen.finish_reason or ("error" if status != 200 else None),
+                usage=seen.usage,
+                status=status,
+                ttft_ms=ttft_ms,
+                disconnected=left,
+            )
+            call.done()

@@ -33,6 +33,8 @@ class GatewayError(Exception):
         self.param = param
         self.code = code or self.code
         self.headers = headers or {}
+        self.attempts: list[dict[str, Any]] = []
+        """What the gateway tried before giving up (deployments, statuses), for the events."""
 
     def body(self) -> dict[str, Any]:
         return {
@@ -60,6 +62,34 @@ class NotFoundError(GatewayError):
     status = 404
     type = "invalid_request_error"
     code = "not_found"
+
+
+class PermissionDeniedError(GatewayError):
+    status = 403
+    type = "invalid_request_error"
+    code = "model_not_allowed"
+
+
+class ModelNotFoundError(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class RateLimitError(GatewayError):
+    """The provider kept throttling after retries (or a gateway limit said no)."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class OverloadedError(GatewayError):
+    """A bulkhead is full or every deployment's breaker is open: shed load, say when."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "overloaded"
 
 
 class PayloadTooLargeError(GatewayError):

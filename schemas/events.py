@@ -110,6 +110,16 @@ class ResponseCompleted(Event):
     """Text of each choice; counted per choice when the provider reports no usage."""
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
+    endpoint: str = "/v1/chat/completions"
+    deployment: str = ""
+    upstream_model: str = ""
+    stream: bool = False
+    ttft_ms: float | None = None
+    """Time to the first streamed chunk (streams only)."""
+    disconnected: bool = False
+    """The client went away mid-stream; ``outputs`` hold what was generated until then."""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    """Every try (deployment, status, error, latency): retries and fallbacks, in order."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -125,6 +135,9 @@ class ResponseFailed(Event):
     latency_ms: float
     error_type: str
     error_message: str
+    endpoint: str = "/v1/chat/completions"
+    stream: bool = False
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)

@@ -25,7 +25,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Toll
         tmp_path / "gw",
         f"127.0.0.1:{free_port()}",
         ingress={"max_body_bytes": 4096},
-        upstream={"base_url": f"http://127.0.0.1:{free_port()}/v1"},
+        fake_upstream={"port": free_port()},
     )
     app = create_app(config)
     async with app.router.lifespan_context(app):

@@ -39,7 +39,7 @@ def test_errors_name_the_key_path(tmp_path: Path) -> None:
 
 def test_missing_variable_says_what_to_do(tmp_path: Path) -> None:
     path = tmp_path / "t.yaml"
-    path.write_text("upstream:\n  api_key: ${OPENAI_API_KEY}\n")
+    path.write_text("fake_upstream:\n  api_key: ${OPENAI_API_KEY}\n")
     with pytest.raises(ConfigError, match="export OPENAI_API_KEY"):
         load_config(path, env={})
 

@@ -1,0 +1,217 @@
+"""The steps every endpoint shares: request id, key, body, permission, route, events.
+
+Endpoints (chat, embeddings, Anthropic messages) differ in translation only; who may call,
+where the call goes and what gets recorded is decided here, once.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from ingress.auth import KeyStore, Principal
+from ingress.errors import GatewayError, PayloadTooLargeError, PermissionDeniedError
+from ingress.log_context import request_id_var
+from ingress.metrics import Metrics
+from ingress.publisher import EventPublisher
+from ingress.routing.router import RouteContext, Target
+from ingress.runtime import Runtime
+from ingress.validation import parse_json_object
+from schemas.events import RequestReceived, ResponseCompleted, ResponseFailed, Usage, new_event_id
+from schemas.topics import REQUESTS
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_of(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    return given if given and _REQUEST_ID.match(given) else new_event_id()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(
+            f"request body of {declared} bytes exceeds the {limit}-byte limit"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"request body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+@dataclass(slots=True)
+class Call:
+    """One request in flight."""
+
+    rid: str
+    who: Principal
+    endpoint: str
+    runtime: Runtime
+    done: Callable[[], None]
+    headers: dict[str, str]
+    started: float = field(default_factory=time.perf_counter)
+    model: str = ""
+    stream: bool = False
+    published: bool = False
+
+    def response_headers(self, target: Target | None, attempts: int = 1) -> dict[str, str]:
+        headers = {"x-request-id": self.rid}
+        if target is not None:
+            headers["x-tollgate-deployment"] = target.deployment.id
+            headers["x-tollgate-attempts"] = str(attempts)
+        return headers
+
+
+class Gateway:
+    def __init__(
+        self,
+        keys: KeyStore,
+        publisher: EventPublisher,
+        metrics: Metrics,
+        runtime: Runtime,
+        max_body_bytes: int,
+    ) -> None:
+        self.keys = keys
+        self.publisher = publisher
+        self.metrics = metrics
+        self.runtime = runtime
+        self.max_body_bytes = max_body_bytes
+
+    async def open(self, request: Request, endpoint: str) -> tuple[Call, dict[str, Any]]:
+        rid = request.state.request_id = request_id_of(request)
+        request_id_var.set(rid)
+        who = self.keys.authenticate(credential(request))
+        body = parse_json_object(await read_body(request, self.max_body_bytes))
+        runtime = self.runtime
+        headers = {k: v for k, v in request.headers.items() if k.startswith("x-")}
+        return Call(rid, who, endpoint, runtime, runtime.enter(), headers), body
+
+    def route(self, call: Call, model: str, body: dict[str, Any]) -> list[Target]:
+        allowed = getattr(call.who, "models", None)
+        if allowed and model not in allowed:
+            raise PermissionDeniedError(
+                f"your key may not use `{model}`; allowed: {', '.join(sorted(allowed))}",
+                param="model",
+            )
+        metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        context = RouteContext(call.who.tenant, call.headers, metadata or {})
+        return call.runtime.router.plan(model, context)
+
+    def received(self, call: Call, model: str, stream: bool, body: dict[str, Any]) -> None:
+        call.model, call.stream, call.published = model, stream, True
+        self.publisher.publish(
+            REQUESTS.name,
+            RequestReceived(
+                request_id=call.rid,
+                tenant=call.who.tenant,
+                key_id=call.who.key_id,
+                endpoint=call.endpoint,
+                model=model,
+                stream=stream,
+                body=body,
+            ),
+        )
+
+    def completed(
+        self,
+        call: Call,
+        target: Target,
+        attempts: list[dict[str, Any]],
+        *,
+        outputs: list[str],
+        finish_reason: str | None,
+        usage: dict[str, Any] | None,
+        status: int = 200,
+        ttft_ms: float | None = None,
+        disconnected: bool = False,
+    ) -> None:
+        latency = _ms_since(call.started)
+        provider = target.deployment.provider.name
+        self.publisher.publish(
+            REQUESTS.name,
+            ResponseCompleted(
+                request_id=call.rid,
+                tenant=call.who.tenant,
+                key_id=call.who.key_id,
+                provider=provider,
+                model=target.public_model,
+                status=status,
+                latency_ms=latency,
+                outputs=outputs,
+                finish_reason=finish_reason,
+                usage=usage,
+                endpoint=call.endpoint,
+                deployment=target.deployment.id,
+                upstream_model=target.upstream_model,
+                stream=call.stream,
+                ttft_ms=ttft_ms,
+                disconnected=disconnected,
+                attempts=attempts,
+            ),
+        )
+        m = self.metrics
+        m.requests.labels(call.endpoint, target.public_model, str(status)).inc()
+        m.latency.labels(call.endpoint, provider).observe(latency / 1000)
+        if ttft_ms is not None:
+            m.ttft.labels(provider).observe(ttft_ms / 1000)
+        if disconnected:
+            m.disconnects.labels(target.public_model).inc()
+        m.usage(target.public_model, usage, self._cost(target, usage))
+
+    def failed(self, call: Call, error: GatewayError) -> None:
+        label = call.model if call.runtime.router.serves(call.model) else "unknown"
+        self.metrics.requests.labels(call.endpoint, label, str(error.status)).inc()
+        if error.status == 429:
+            self.metrics.rate_limited.labels("upstream").inc()
+        if not call.published:
+            return
+        last = error.attempts[-1] if error.attempts else {}
+        self.publisher.publish(
+            REQUESTS.name,
+            ResponseFailed(
+                request_id=call.rid,
+                tenant=call.who.tenant,
+                key_id=call.who.key_id,
+                provider=str(last.get("provider") or ""),
+                model=call.model,
+                status=error.status,
+                latency_ms=_ms_since(call.started),
+                error_type=error.type,
+                error_message=error.message[:2000],
+                endpoint=call.endpoint,
+                stream=call.stream,
+                attempts=error.attempts,
+            ),
+        )
+
+    def _cost(self, target: Target, usage: dict[str, Any] | None) -> Any:
+        if not usage:
+            return None
+        book = self.runtime.prices
+        found = book.lookup(target.upstream_model, int(time.time() * 1000)) or book.lookup(
+            target.public_model, int(time.time() * 1000)
+        )
+        return found.cost(Usage.from_openai(usage)) if found else None
+
+
+def credential(request: Request) -> str | None:
+    """``Authorization: Bearer`` (OpenAI SDKs) or ``x-api-key`` (Anthropic SDKs)."""
+    authorization = request.headers.get("authorization")
+    if authorization:
+        return authorization
+    key = request.headers.get("x-api-key")
+    return f"Bearer {key}" if key else None

@@ -1,0 +1,130 @@
+"""Prometheus metrics for ``GET /metrics``: one registry per app, nothing global.
+
+Labels are bounded by the config (deployments, public model names); a model name the router
+does not know never becomes a label. Gauges that mirror live state (breakers, bulkheads, the
+event backlog) are read at scrape time, not pushed on every request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ingress.resilience.breaker import BreakerState
+from ingress.routing.deployments import LiveDeployment
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+class LiveState(Collector):
+    def __init__(
+        self,
+        deployments: Callable[[], Iterable[LiveDeployment]],
+        events: Callable[[], dict[str, Any]],
+    ) -> None:
+        self._deployments = deployments
+        self._events = events
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        breaker = GaugeMetricFamily(
+            "tollgate_breaker_state",
+            "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open",
+            labels=["deployment"],
+        )
+        in_flight = GaugeMetricFamily(
+            "tollgate_deployment_in_flight", "Requests in flight", labels=["deployment"]
+        )
+        queued = GaugeMetricFamily(
+            "tollgate_deployment_queued", "Requests waiting for a slot", labels=["deployment"]
+        )
+        for d in self._deployments():
+            breaker.add_metric([d.id], BREAKER_VALUE[d.breaker.state])
+            in_flight.add_metric([d.id], d.bulkhead.in_flight)
+            queued.add_metric([d.id], d.bulkhead.waiting)
+        yield from (breaker, in_flight, queued)
+        events = self._events()
+        yield GaugeMetricFamily(
+            "tollgate_event_backlog", "Events not yet in Kafka", value=events.get("backlog", 0)
+        )
+        yield GaugeMetricFamily(
+            "tollgate_events_dropped", "Events dropped (queue full)", value=events.get("dropped", 0)
+        )
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "tollgate_requests", "Requests answered", ["endpoint", "model", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "tollgate_request_latency_seconds",
+            "Time to the full answer",
+            ["endpoint", "provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "tollgate_time_to_first_token_seconds",
+            "Time to the first streamed chunk",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "tollgate_tokens", "Tokens reported by providers", ["model", "kind"], registry=r
+        )
+        self.cost = Counter(
+            "tollgate_cost_usd",
+            "Cost estimated at the ingress (the processors own the truth)",
+            ["model"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "tollgate_retries", "Retries of a failed attempt", ["deployment"], registry=r
+        )
+        self.fallbacks = Counter(
+            "tollgate_fallbacks", "Answers served by a later target", ["deployment"], registry=r
+        )
+        self.breaker_skips = Counter(
+            "tollgate_breaker_skips", "Targets skipped: circuit open", ["deployment"], registry=r
+        )
+        self.rate_limited = Counter(
+            "tollgate_rate_limit_rejections", "Requests answered 429", ["reason"], registry=r
+        )
+        self.disconnects = Counter(
+            "tollgate_client_disconnects", "Streams the client left early", ["model"], registry=r
+        )
+
+    def watch(self, state: LiveState) -> None:
+        self.registry.register(state)
+
+    def attempt(self, kind: str, deployment: str) -> None:
+        counter = {
+            "retry": self.retries,
+            "fallback": self.fallbacks,
+            "breaker_open": self.breaker_skips,
+        }.get(kind)
+        if counter is not None:
+            counter.labels(deployment).inc()
+
+    def usage(self, model: str, usage: dict[str, Any] | None, cost: Decimal | None) -> None:
+        if not usage:
+            return
+        self.tokens.labels(model, "prompt").inc(usage.get("prompt_tokens") or 0)
+        self.tokens.labels(model, "completion").inc(usage.get("completion_tokens") or 0)
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        if cached:
+            self.tokens.labels(model, "cached").inc(cached)
+        if cost:
+            self.cost.labels(model).inc(float(cost))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,55 @@
+"""Everything built from one config that serves requests: providers, deployments, router,
+dispatcher. A config reload builds a new ``Runtime`` and swaps it in; requests already in
+flight finish on the one they started with, which closes its connections when the last of
+them is done (so a reload drops nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ingress.dispatch import Dispatcher, Observer
+from ingress.routing.deployments import LiveDeployment, LiveProvider, build_deployments
+from ingress.routing.router import Router
+from schemas.config import TollgateConfig
+from schemas.pricing import PriceBook, build_price_book
+
+
+class Runtime:
+    def __init__(self, config: TollgateConfig, observe: Observer | None = None) -> None:
+        self.config = config
+        self.prices: PriceBook = build_price_book(config.prices())
+        self.providers = {
+            name: LiveProvider.build(name, settings, config.resilience)
+            for name, settings in config.providers.items()
+        }
+        self.deployments: list[LiveDeployment] = build_deployments(
+            config.deployments, self.providers, config.resilience, config.routing.ewma_alpha
+        )
+        self.router = Router(config.routing, self.deployments, self.prices)
+        self.dispatcher = Dispatcher(config.resilience.retries, observe)
+        self._active = 0
+        self._retired = False
+        self._closed = asyncio.Event()
+
+    def enter(self) -> Callable[[], None]:
+        """Count a request in; call what it returns when the request is done."""
+        self._active += 1
+        return self._leave
+
+    def _leave(self) -> None:
+        self._active -= 1
+        if self._retired and self._active == 0:
+            asyncio.get_running_loop().create_task(self.close())
+
+    def retire(self) -> None:
+        self._retired = True
+        if self._active == 0:
+            asyncio.get_running_loop().create_task(self.close())
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        for provider in self.providers.values():
+            await provider.transport.close()
