@@ -2,9 +2,13 @@
 Tollgate (event publishing to a real Kafka on), side by side in one run.
 
     .venv/bin/python -m tests.bench.gateway_overhead [--seconds 10] [--concurrency 16]
+                                                     [--upstream-ttft-ms 0]
 
-Prints throughput and p50/p99 latency for both and the ratios. One ingress worker process;
-the load generator runs in its own process. Loopback only; bounded in time.
+Prints throughput and p50/p99 latency for both and the ratios, and the CPU time each server
+process spent per request (read from /proc: the honest per-worker cost, whatever else runs
+on the machine). One ingress worker process; the load generator runs in its own process.
+``--upstream-ttft-ms`` makes the fake answer after that delay, like a real provider.
+Loopback only; bounded in time.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,7 +26,7 @@ import orjson
 
 from infra.processes import terminate_group, wait_port
 from tests.bench.loadgen import run_load
-from tests.harness import TEST_KEY, running_broker, write_config
+from tests.harness import TEST_KEY, free_port, running_broker, write_config
 
 BODY = orjson.dumps(
     {
@@ -46,6 +51,12 @@ def _load_entry(
     return result.summary()
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -59,26 +70,45 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--upstream-ttft-ms", type=float, default=0.0)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
     processes: list[subprocess.Popen[bytes]] = []
     with running_broker(home / "kafka") as broker:
         try:
-            _compare(broker.bootstrap_servers, home, processes, args.concurrency, args.seconds)
+            _compare(
+                broker.bootstrap_servers,
+                home,
+                processes,
+                args.concurrency,
+                args.seconds,
+                args.upstream_ttft_ms,
+            )
         finally:
             for process in reversed(processes):
                 terminate_group(process.pid, 15)
 
 
-def _compare(
+def _compare(  # noqa: PLR0917
     bootstrap: str,
     home: Path,
     processes: list[subprocess.Popen[bytes]],
     concurrency: int,
     seconds: float,
+    ttft_ms: float,
 ) -> None:
     """Start upstream and ingress, then drive both with the same load, one after the other."""
-    config, path = write_config(home / "gw", bootstrap)
+    fault = {"x-fake-ttft-ms": str(ttft_ms)} if ttft_ms else {}
+    port = free_port()
+    config, path = write_config(
+        home / "gw",
+        bootstrap,
+        fake_upstream={"port": port},
+        providers={
+            "fake": {"kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "headers": fault}
+        },
+        deployments=[{"model": "gpt-4o-mini", "provider": "fake"}],
+    )
     upstream_port = config.fake_upstream.port
     processes.append(
         _spawn(["-m", "infra.cli", "upstream", "--config", str(path)], home / "upstream.log")
@@ -93,18 +123,25 @@ def _compare(
         file=sys.stderr,
     )
     auth = {"authorization": f"Bearer {TEST_KEY}", "content-type": "application/json"}
+    upstream_pid, ingress_pid = processes[-2].pid, processes[-1].pid
     print("==> direct: fake upstream", file=sys.stderr)
+    cpu = _cpu_s(upstream_pid)
     direct = _load_in_process(
-        f"{config.fake_upstream.url}/v1/chat/completions", auth, concurrency, seconds
+        f"{config.fake_upstream.url}/v1/chat/completions", {**auth, **fault}, concurrency, seconds
     )
+    direct["server_cpu_us_per_request"] = _per_request(_cpu_s(upstream_pid) - cpu, direct)
     print("==> through Tollgate (events to Kafka on)", file=sys.stderr)
+    cpu = _cpu_s(ingress_pid)
     gateway = _load_in_process(
         f"http://127.0.0.1:{config.ingress.port}/v1/chat/completions",
         auth,
         concurrency,
         seconds,
     )
+    gateway["server_cpu_us_per_request"] = _per_request(_cpu_s(ingress_pid) - cpu, gateway)
     report = {
+        "upstream_ttft_ms": ttft_ms,
+        "concurrency": concurrency,
         "direct": direct,
         "tollgate": gateway,
         "throughput_ratio": round(gateway["req_per_s"] / direct["req_per_s"], 3),
@@ -112,6 +149,11 @@ def _compare(
         "added_p99_ms": round(gateway["p99_ms"] - direct["p99_ms"], 3),
     }
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+
+
+def _per_request(cpu_s: float, result: dict[str, float]) -> float:
+    """CPU microseconds per request (warm-up requests included in the CPU, so a bit high)."""
+    return round(cpu_s * 1e6 / max(1.0, result["requests"]), 1)
 
 
 if __name__ == "__main__":
