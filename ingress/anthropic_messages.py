@@ -60,7 +60,8 @@ class MessagesService:
             model = canonical["model"]
             targets = self.gw.route(call, model, canonical)
             call.stream = bool(canonical.get("stream"))
-            self.gw.received(call, model, call.stream, body)
+            # the canonical body: what replays and token counting read, whatever the door
+            self.gw.received(call, model, call.stream, canonical)
             if call.stream:
                 response = await self._stream(call, canonical, targets)
                 streaming = True
