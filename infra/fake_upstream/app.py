@@ -12,13 +12,14 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from infra.fake_upstream import errors, wire
+from infra.fake_upstream import control, errors, wire
 from infra.fake_upstream.chat import chat_completions
 from infra.fake_upstream.embeddings import create_embeddings
 from infra.fake_upstream.errors import ApiError
+from infra.fake_upstream.providers import table
 from infra.fake_upstream.settings import FakeUpstreamSettings
 from infra.fake_upstream.text import warm_up
 from infra.fake_upstream.upstream import OPENAI_VERSION, Upstream
@@ -71,13 +72,6 @@ def create_app(settings: FakeUpstreamSettings) -> Starlette:
     async def health(_: Request) -> Response:
         return _json({"status": "ok"})
 
-    async def stats(_: Request) -> Response:
-        return _json(upstream.stats.to_dict())
-
-    async def reset(_: Request) -> Response:
-        upstream.stats.reset()
-        return _json({"status": "reset"})
-
     async def not_found(request: Request) -> Response:
         message = (
             f"Invalid URL ({request.method} {request.url.path})"
@@ -86,14 +80,14 @@ def create_app(settings: FakeUpstreamSettings) -> Starlette:
         )
         return _error_response(ApiError(404, message))
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/v1/chat/completions", _openai(upstream, chat_completions), methods=["POST"]),
         Route("/v1/embeddings", _openai(upstream, create_embeddings), methods=["POST"]),
         Route("/v1/models", _openai(upstream, _models), methods=["GET"]),
         Route("/v1/models/{name:path}", _openai(upstream, _model), methods=["GET"]),
         Route("/health", health, methods=["GET"]),
-        Route("/_fake/stats", stats, methods=["GET"]),
-        Route("/_fake/reset", reset, methods=["POST"]),
+        *control.routes(upstream),
+        *table.routes(upstream),
     ]
     app = Starlette(routes=routes)
     app.router.default = _as_asgi(not_found)

@@ -1,7 +1,12 @@
-"""``POST /v1/chat/completions``: validation, deterministic choices, JSON or SSE answers."""
+"""``POST /v1/chat/completions``: validation, deterministic choices, JSON or SSE answers.
+
+``respond`` is shared with Azure (deployment in the path, content-filter annotations) and
+Mistral (usage always in the last chunk, a leaner body); a ``Flavor`` says which.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,23 +17,41 @@ from starlette.responses import Response
 
 from infra.fake_upstream import errors, wire
 from infra.fake_upstream.errors import ApiError
-from infra.fake_upstream.faults import DropConnection, DroppedResponse, Faults
-from infra.fake_upstream.sse import event_stream
-from infra.fake_upstream.text import apply_stop, completion, pieces, request_key
+from infra.fake_upstream.faults import DropConnection, Faults
+from infra.fake_upstream.providers import openai_request as req
+from infra.fake_upstream.providers import openai_wire as ow
+from infra.fake_upstream.providers.common import before_answer, send_json, send_stream
+from infra.fake_upstream.providers.reply import Ask, Reply, reply
+from infra.fake_upstream.text import pieces
 from infra.fake_upstream.upstream import Upstream
-from schemas.tokens import count_chat_prompt, count_text
 
 MAX_COMPLETION_TOKENS = 100_000
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
 @dataclass(frozen=True, slots=True)
+class Flavor:
+    provider: str = "openai"
+    forced_tool: str = "required"
+    """The ``tool_choice`` word forcing some tool call (Mistral: ``any``)."""
+    seed_field: str = "seed"
+    azure: bool = False
+    """Azure's ``prompt_filter_results`` and ``content_filter_results``."""
+    lean: bool = False
+    """Mistral: usage always in the last chunk, no OpenAI-only fields."""
+
+
+OPENAI = Flavor()
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     model: str
-    choices: list[wire.Choice]
+    replies: list[Reply]
     prompt_tokens: int
     completion_tokens: int
     longest: int  # tokens of the longest choice: what non-stream pacing waits for
+    top_logprobs: int | None = None
 
 
 def _positive_int(body: dict[str, Any], param: str, maximum: int | None = None) -> int | None:
@@ -77,96 +100,153 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
             supported = ", ".join(f"'{r}'" for r in ROLES[:-1]) + f", and '{ROLES[-1]}'"
             message_text = f"Invalid value: '{role}'. Supported values are: {supported}."
             raise ApiError(400, message_text, f"messages[{i}].role", "invalid_value")
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise errors.missing(f"messages[{i}].tool_call_id")
     return messages
 
 
-def _stop(body: dict[str, Any]) -> str | list[str] | None:
+def _stop(body: dict[str, Any]) -> tuple[str, ...]:
     stop = body.get("stop")
     if stop is None or isinstance(stop, str):
-        return stop
+        return (stop,) if stop else ()
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise errors.invalid_type("stop", "a string or an array of strings", stop)
     if len(stop) > 4:
         raise ApiError(400, "Invalid 'stop': array too long.", "stop", "array_above_max_length")
-    return stop
+    return tuple(stop)
 
 
-def answer(body: dict[str, Any], model: str, default_tokens: int) -> Answer:
+def answer(
+    body: dict[str, Any], model: str, default_tokens: int, flavor: Flavor = OPENAI
+) -> Answer:
     """The choices this request gets: deterministic, cut to its budget or stop sequence."""
     messages = _messages(body)
     if not isinstance(body.get("stream", False), bool | None):
         raise errors.invalid_type("stream", "a boolean", body["stream"])
     budget = _budget(body)
     n = _positive_int(body, "n", 128) or 1
-    stop = _stop(body)
-    seed = body.get("seed")
-    choices: list[wire.Choice] = []
-    counts: list[int] = []
-    for index in range(n):
-        tokens = budget or default_tokens
-        text = completion(model, request_key(messages, seed, index), tokens, budget is None)
-        text, stopped = apply_stop(text, stop)
-        counts.append(count_text(text, model) if stopped else tokens)
-        choices.append((text, "length" if budget is not None and not stopped else "stop"))
-    prompt = count_chat_prompt(messages, model)
-    return Answer(model, choices, prompt, sum(counts), max(counts))
+    specs = req.tools(body)
+    ask = Ask(
+        model=model,
+        material=messages,
+        budget=budget,
+        default_tokens=default_tokens,
+        stop=_stop(body),
+        tools=specs,
+        tool_choice=req.tool_choice(body, specs, flavor.forced_tool),
+        after_tool=messages[-1].get("role") in ("tool", "function"),
+        json_schema=req.response_format(body),
+        seed=body.get(flavor.seed_field),
+    )
+    top = None if flavor.lean else req.top_logprobs(body)
+    replies = [reply(_indexed(ask, i)) for i in range(n)]
+    prompt = req.prompt_tokens(messages, model, body.get("tools"))
+    counts = [r.tokens for r in replies]
+    return Answer(model, replies, prompt, sum(counts), max(counts), top)
+
+
+def _indexed(ask: Ask, index: int) -> Ask:
+    return Ask(**{**{f: getattr(ask, f) for f in Ask.__slots__}, "index": index})  # type: ignore[arg-type]
 
 
 async def chat_completions(upstream: Upstream, request: Request) -> Response:
     faults, headers, started = await upstream.admit(request)
     body, model = await upstream.body(request, headers)
+    return await respond(
+        upstream, faults, headers=headers, started=started, body=body, model=model, flavor=OPENAI
+    )
+
+
+async def respond(
+    upstream: Upstream,
+    faults: Faults,
+    *,
+    headers: dict[str, str],
+    started: float,
+    body: dict[str, Any],
+    model: str,
+    flavor: Flavor,
+) -> Response:
     try:
-        result = answer(body, model, upstream.settings.default_completion_tokens)
+        result = answer(body, model, upstream.settings.default_completion_tokens, flavor)
     except ApiError as exc:
         exc.headers = headers
         raise
     use = None if faults.omit_usage else wire.usage(result.prompt_tokens, result.completion_tokens)
+    if use is not None and flavor.lean:
+        use = {k: use[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
     stream = body.get("stream") is True
-    await upstream.pause(faults.ttft_ms / 1000)
-    if not stream and faults.tokens_per_second > 0:
-        await upstream.pause(result.longest / faults.tokens_per_second)
-    headers["openai-processing-ms"] = str(round((time.perf_counter() - started) * 1000))
-    upstream.stats.answered(200)
+    await before_answer(upstream, faults, result.longest, stream)
+    if flavor.provider != "mistral":
+        headers["openai-processing-ms"] = str(round((time.perf_counter() - started) * 1000))
+
+    def done() -> None:
+        upstream.stats.completed(
+            model, result.prompt_tokens, result.completion_tokens, flavor.provider
+        )
+
     if stream:
         options = body.get("stream_options")
         include = isinstance(options, dict) and options.get("include_usage") is True
-        events = _events(upstream, faults, result, use, include and use is not None)
-        return event_stream(events, headers, paced=faults.tokens_per_second > 0)
-    content = wire.chat_completion(wire.completion_id(), model, result.choices, use)
-    if faults.disconnect_after_tokens is not None:
-        upstream.stats.disconnects += 1
-        return DroppedResponse(content, 200, headers, "application/json")
-    upstream.stats.completed(model, result.prompt_tokens, result.completion_tokens)
-    return Response(content, 200, headers, "application/json")
+        usage_field = use is not None and (include or flavor.lean)
+        limit = faults.disconnect_after_tokens
+        events = _events(upstream, result, (use, usage_field), flavor, limit)
+        unlimited = dataclasses.replace(faults, disconnect_after_tokens=None)
+        return send_stream(upstream, unlimited, events, headers, done)
+    choices = [ow.choice(i, model, r, result.top_logprobs) for i, r in enumerate(result.replies)]
+    content = wire.chat_completion(wire.completion_id(), model, choices, use, _extras(flavor))
+    return send_json(upstream, faults, content, headers, done)
+
+
+def _extras(flavor: Flavor) -> wire.Extras:
+    if flavor.azure:
+        return wire.Extras(
+            prompt_filters=[{"prompt_index": 0, "content_filter_results": wire.CONTENT_FILTERS}]
+        )
+    return wire.Extras(lean=flavor.lean)
 
 
 async def _events(
     upstream: Upstream,
-    faults: Faults,
     result: Answer,
-    use: dict[str, Any] | None,
-    usage_field: bool,
+    usage: tuple[dict[str, Any] | None, bool],
+    flavor: Flavor,
+    limit: int | None,
 ) -> AsyncIterator[bytes]:
-    """OpenAI's SSE sequence: role, one token per chunk, finish, [usage], [DONE]."""
-    chunks = wire.Chunks(result.model, usage_field)
-    delay = 1 / faults.tokens_per_second if faults.tokens_per_second > 0 else 0.0
-    limit = faults.disconnect_after_tokens
+    """OpenAI's SSE sequence: role, one token per chunk, finish, [usage], [DONE].
+
+    ``limit`` (``x-fake-disconnect-after-tokens``) drops the connection after that many
+    content tokens.
+    """
+    use, usage_field = usage
     sent = 0
-    for index, (text, finish) in enumerate(result.choices):
-        yield chunks.event([wire.role_delta(index)])
-        for piece in pieces(result.model, text):
-            if limit is not None and sent >= limit:
-                upstream.stats.disconnects += 1
-                raise DropConnection("x-fake-disconnect-after-tokens")
-            if delay and sent:
-                await upstream.pause(delay)
-            yield chunks.event([wire.content_delta(index, piece)])
-            sent += 1
-        if limit is not None and sent >= limit and index == len(result.choices) - 1:
+
+    def drop_if_spent() -> None:
+        if limit is not None and sent >= limit:
             upstream.stats.disconnects += 1
             raise DropConnection("x-fake-disconnect-after-tokens")
-        yield chunks.event([wire.finish_delta(index, finish)])
-    if usage_field:
+
+    chunks = wire.Chunks(result.model, usage_field and not flavor.lean, _extras(flavor))
+    if flavor.azure:
+        yield chunks.prompt_filters()
+    for index, answered in enumerate(result.replies):
+        if answered.tool is not None:
+            for delta in ow.tool_deltas(index, answered.tool):
+                yield chunks.event([delta])
+        else:
+            yield chunks.event([wire.role_delta(index)])
+            for piece in pieces(result.model, answered.text):
+                drop_if_spent()
+                yield chunks.event([wire.content_delta(index, piece, result.top_logprobs)])
+                sent += 1
+        if index == len(result.replies) - 1:
+            drop_if_spent()
+        last = flavor.lean and index == len(result.replies) - 1
+        yield chunks.event(
+            [wire.finish_delta(index, ow.FINISH[answered.finish])],
+            use if last and usage_field else None,
+            last and usage_field,
+        )
+    if usage_field and not flavor.lean:
         yield chunks.event([], use)
     yield wire.DONE
-    upstream.stats.completed(result.model, result.prompt_tokens, result.completion_tokens)

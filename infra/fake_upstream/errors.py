@@ -24,7 +24,13 @@ ORGANIZATION = "org-tollgate-fake"
 
 
 class ApiError(Exception):
-    """An OpenAI error response: status, ``error`` fields and extra response headers."""
+    """An error response: status, ``error`` fields and extra response headers.
+
+    Each provider renders it in its own wire format; ``kind`` names the provider's own error
+    type (Anthropic's ``invalid_request_error``, Gemini's ``INVALID_ARGUMENT``, Bedrock's
+    ``ValidationException``) when the status alone does not decide it. ``message=None``
+    means the provider's default wording for the status.
+    """
 
     def __init__(
         self,
@@ -33,6 +39,8 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        kind: str | None = None,
     ) -> None:
         super().__init__(message or f"HTTP {status}")
         self.status = status
@@ -40,6 +48,7 @@ class ApiError(Exception):
         self.param = param
         self.code = code
         self.headers = headers or {}
+        self.kind = kind
 
 
 def _type_name(value: Any) -> str:

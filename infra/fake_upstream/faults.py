@@ -38,6 +38,10 @@ class Faults:
     omit_usage: bool = False
     disconnect_after_tokens: int | None = None
     hang: bool = False
+    after_chunks: int | None = None
+    """Break a stream after this many events (``POST /_fake/faults``)."""
+    drop: bool = False
+    """Start the answer, then drop the connection (``POST /_fake/faults``)."""
 
 
 def _number(headers: Mapping[str, str], name: str, default: float) -> float:

@@ -36,7 +36,12 @@ class _AtOnce(StreamingResponse):
             raise dropped
 
 
-def event_stream(events: AsyncIterator[bytes], headers: dict[str, str], paced: bool) -> Response:
+def event_stream(
+    events: AsyncIterator[bytes],
+    headers: dict[str, str],
+    paced: bool,
+    media_type: str = MEDIA_TYPE,
+) -> Response:
     if paced:
-        return StreamingResponse(events, 200, headers, MEDIA_TYPE)
-    return _AtOnce(events, 200, headers, MEDIA_TYPE)
+        return StreamingResponse(events, 200, headers, media_type)
+    return _AtOnce(events, 200, headers, media_type)

@@ -1,29 +1,37 @@
-"""The fake's shared state and the checks every ``/v1`` model call passes, in OpenAI's order.
+"""The fake's shared state and the checks every model call passes, in the providers' order.
 
-Order: API key (401) → ``x-fake-hang`` → rate limit (429) → ``x-fake-status`` → JSON body
-(400) → model (400 when missing, 404 when unknown). Waits go through ``pause`` so a shutting
-down server releases hung and slow requests at once instead of waiting on them.
+Order: record the request (``/_fake/last``) → API key (401/403, the provider's own check) →
+``x-fake-hang`` → a queued fault (``/_fake/faults``) → rate limit (429) → ``x-fake-status``
+→ then the handler: JSON body (400) → model (400 when missing, 404 when unknown). Waits go
+through ``pause`` so a shutting down server releases hung and slow requests at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 
-from infra.fake_upstream import errors
+from infra.fake_upstream import errors, provider_headers
 from infra.fake_upstream.errors import ApiError
 from infra.fake_upstream.faults import DropConnection, Faults, read_faults
 from infra.fake_upstream.ratelimit import SlidingWindow
+from infra.fake_upstream.recorder import LastRequests, record
+from infra.fake_upstream.scripted import FaultQueue, ScriptedFault
 from infra.fake_upstream.settings import FakeUpstreamSettings
 from infra.fake_upstream.stats import Stats
 
-OPENAI_VERSION = "2020-10-01"
+OPENAI_VERSION = provider_headers.OPENAI_VERSION
+
+Check = Callable[[Request], None]
+"""A provider's credential check: raises that provider's 401/403 ``ApiError``."""
+NO_RETRY_HEADER = frozenset(("gemini", "bedrock"))  # their retry hint is not a header
 
 
 class Upstream:
@@ -33,6 +41,8 @@ class Upstream:
         self.window = SlidingWindow(settings.rpm_limit)
         self.models = frozenset(settings.models)
         self.closing = asyncio.Event()
+        self.scripted = FaultQueue()
+        self.last = LastRequests()
         self._bearer = f"Bearer {settings.api_key}" if settings.api_key is not None else None
 
     def close(self) -> None:
@@ -66,34 +76,54 @@ class Upstream:
             scheme, _, token = given.partition(" ")
             raise errors.bad_key(token.strip() if scheme.lower() == "bearer" else None)
 
-    async def admit(self, request: Request) -> tuple[Faults, dict[str, str], float]:
-        """Auth, hang, rate limit and forced status; returns faults, headers and start time."""
+    async def admit(
+        self,
+        request: Request,
+        provider: str = "openai",
+        check: Check | None = None,
+        model: str | None = None,
+    ) -> tuple[Faults, dict[str, str], float]:
+        """Auth, hang, queued fault, rate limit and forced status; faults, headers, start.
+
+        ``model`` is the target named by the path (deployment, Gemini or Bedrock model);
+        otherwise the body's ``model`` decides which queued faults match.
+        """
         started = time.perf_counter()
-        wanted = _wanted_headers(request) | _metadata_directives(await _json_or_none(request))
-        self.authorize(request, wanted.get("authorization", ""))
+        body = await _json_or_none(request)
+        self.last.keep(record(provider, request, body))
+        wanted = _wanted_headers(request) | _metadata_directives(body)
+        if check is None:
+            self.authorize(request, wanted.get("authorization", ""))
+        else:
+            check(request)
         faults = read_faults(wanted, self.settings)
-        headers = {
-            "x-request-id": wanted.get("x-request-id") or "req_" + os.urandom(16).hex(),
-            "openai-version": OPENAI_VERSION,
-            "openai-organization": errors.ORGANIZATION,
-        }
+        headers = provider_headers.ids(provider, wanted.get("x-request-id"))
         if faults.hang:
             self.stats.hangs += 1
             await self._hang(request)
             raise ApiError(503, "The server is shutting down.", headers=headers)
+        if model is None and isinstance(body, dict) and isinstance(body.get("model"), str):
+            model = body["model"]
+        scripted = self.scripted.take(provider, model)
+        if scripted is not None:
+            faults = _merge(faults, scripted)
         admitted, limits = self.window.admit()
-        headers |= limits
+        headers |= provider_headers.limits(provider, limits)
         if not admitted:
-            retry = str(self.window.retry_after())
-            headers["retry-after"] = retry
-            body = await _json_or_none(request)
-            model = body.get("model") if isinstance(body, dict) else None
-            name = model if isinstance(model, str) and model else "requests"
-            raise errors.rate_limited(name, self.window.limit, int(retry), headers)
+            retry = self.window.retry_after()
+            if provider not in NO_RETRY_HEADER:
+                headers["retry-after"] = str(retry)
+            if provider != "openai":
+                raise ApiError(429, None, headers=headers | {"retry-after": str(retry)})
+            name = model or "requests"
+            raise errors.rate_limited(name, self.window.limit, retry, headers)
         if faults.status is not None:
-            if faults.status == 429:
+            if scripted is not None:
+                await self.pause(faults.ttft_ms / 1000)
+            if faults.status == 429 or (scripted is not None and scripted.retry_after):
+                headers["retry-after"] = str(faults.retry_after)
+            if faults.status == 429 and provider in provider_headers.OPENAI_LIKE:
                 headers |= {
-                    "retry-after": str(faults.retry_after),
                     "x-ratelimit-remaining-requests": "0",
                     "x-ratelimit-reset-requests": f"{faults.retry_after}s",
                 }
@@ -125,6 +155,17 @@ def _wanted_headers(request: Request) -> dict[str, str]:
 
 
 _READ = frozenset((b"authorization", b"x-request-id"))
+
+
+def _merge(faults: Faults, scripted: ScriptedFault) -> Faults:
+    return dataclasses.replace(
+        faults,
+        status=scripted.status if scripted.status is not None else faults.status,
+        retry_after=scripted.retry_after if scripted.retry_after is not None else 1,
+        ttft_ms=faults.ttft_ms + scripted.latency_ms,
+        drop=scripted.drop,
+        after_chunks=scripted.after_chunks,
+    )
 
 
 def _with(error: ApiError, headers: dict[str, str]) -> ApiError:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 FINGERPRINT = "fp_tollgate_fake"
 DONE = b"data: [DONE]\n\n"
-Choice = tuple[str, str]  # (content, finish_reason)
 
 
 def completion_id() -> str:
@@ -36,34 +36,51 @@ def usage(prompt: int, completion: int) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """What Azure adds to OpenAI's bodies, or what Mistral leaves out (``lean``)."""
+
+    prompt_filters: list[dict[str, Any]] | None = None
+    lean: bool = False
+
+
+PLAIN = Extras()
+SAFE = {"filtered": False, "severity": "safe"}
+CONTENT_FILTERS = {"hate": SAFE, "self_harm": SAFE, "sexual": SAFE, "violence": SAFE}
+LEAN_DROPS = ("refusal", "annotations", "logprobs")
+
+
+def _lean(choice: dict[str, Any]) -> dict[str, Any]:
+    message = {k: v for k, v in choice["message"].items() if k not in LEAN_DROPS}
+    return {k: v for k, v in choice.items() if k != "logprobs"} | {"message": message}
+
+
 def chat_completion(
-    cid: str, model: str, choices: list[Choice], use: dict[str, Any] | None
+    cid: str,
+    model: str,
+    choices: list[dict[str, Any]],
+    use: dict[str, Any] | None,
+    extras: Extras = PLAIN,
 ) -> bytes:
     """A ``chat.completion``; without ``use`` the usage key is absent (x-fake-omit-usage)."""
+    if extras.prompt_filters is not None:
+        choices = [c | {"content_filter_results": CONTENT_FILTERS} for c in choices]
+    if extras.lean:
+        choices = [_lean(c) for c in choices]
     body: dict[str, Any] = {
         "id": cid,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": i,
-                "message": {
-                    "role": "assistant",
-                    "content": text,
-                    "refusal": None,
-                    "annotations": [],
-                },
-                "logprobs": None,
-                "finish_reason": finish,
-            }
-            for i, (text, finish) in enumerate(choices)
-        ],
+        "choices": choices,
     }
     if use is not None:
         body["usage"] = use
-    body["service_tier"] = "default"
-    body["system_fingerprint"] = FINGERPRINT
+    if extras.prompt_filters is not None:
+        body["prompt_filter_results"] = extras.prompt_filters
+    if not extras.lean:
+        body["service_tier"] = "default"
+        body["system_fingerprint"] = FINGERPRINT
     return orjson.dumps(body)
 
 
@@ -71,25 +88,51 @@ class Chunks:
     """One stream's ``chat.completion.chunk`` events, sharing id, created and model.
 
     With ``usage_field`` (the request set ``stream_options.include_usage``) every chunk
-    carries ``"usage": null`` and the final usage chunk carries the numbers.
+    carries ``"usage": null`` and the final usage chunk carries the numbers. Azure opens with
+    a choice-less chunk of ``prompt_filter_results``; Mistral's last chunk has the usage.
     """
 
-    def __init__(self, model: str, usage_field: bool) -> None:
-        self.head = {
+    def __init__(self, model: str, usage_field: bool, extras: Extras = PLAIN) -> None:
+        self.head: dict[str, Any] = {
             "id": completion_id(),
             "object": "chat.completion.chunk",
             "created": int(time.time()),
             "model": model,
-            "service_tier": "default",
-            "system_fingerprint": FINGERPRINT,
         }
+        if not extras.lean:
+            self.head |= {"service_tier": "default", "system_fingerprint": FINGERPRINT}
         self.usage_field = usage_field
+        self.extras = extras
 
-    def event(self, choices: list[dict[str, Any]], use: dict[str, Any] | None = None) -> bytes:
+    def prompt_filters(self) -> bytes:
+        body = {"choices": [], "created": 0, "id": "", "model": "", "object": ""}
+        body["prompt_filter_results"] = self.extras.prompt_filters
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    def event(
+        self,
+        choices: list[dict[str, Any]],
+        use: dict[str, Any] | None = None,
+        with_usage: bool = False,
+    ) -> bytes:
+        if self.extras.prompt_filters is not None:
+            choices = [_filtered(c) for c in choices]
+        if self.extras.lean:
+            choices = [{k: v for k, v in c.items() if k != "logprobs"} for c in choices]
+            choices = [c | {"delta": _lean_delta(c["delta"])} for c in choices]
         body: dict[str, Any] = {**self.head, "choices": choices}
-        if self.usage_field:
+        if self.usage_field or with_usage:
             body["usage"] = use
         return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+def _filtered(choice: dict[str, Any]) -> dict[str, Any]:
+    content = choice["delta"].get("content")
+    return choice | {"content_filter_results": CONTENT_FILTERS if content else {}}
+
+
+def _lean_delta(delta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in delta.items() if k != "refusal"}
 
 
 def role_delta(index: int) -> dict[str, Any]:
@@ -97,8 +140,13 @@ def role_delta(index: int) -> dict[str, Any]:
     return {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
 
 
-def content_delta(index: int, content: str) -> dict[str, Any]:
-    return {"index": index, "delta": {"content": content}, "logprobs": None, "finish_reason": None}
+def content_delta(index: int, content: str, top: int | None = None) -> dict[str, Any]:
+    probs = None
+    if top is not None:
+        from infra.fake_upstream.providers.openai_wire import logprob_entry
+
+        probs = {"content": [logprob_entry(content, top)], "refusal": None}
+    return {"index": index, "delta": {"content": content}, "logprobs": probs, "finish_reason": None}
 
 
 def finish_delta(index: int, finish: str) -> dict[str, Any]:

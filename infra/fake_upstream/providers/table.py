@@ -1,0 +1,11 @@
+"""The one table of provider routes beside OpenAI's ``/v1``: path → handler, per provider."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from infra.fake_upstream.upstream import Upstream
+
+
+def routes(upstream: Upstream) -> list[BaseRoute]:
+    return []
