@@ -92,12 +92,16 @@ class Upstream:
         body = await _json_or_none(request)
         self.last.keep(record(provider, request, body))
         wanted = _wanted_headers(request) | _metadata_directives(body)
-        if check is None:
-            self.authorize(request, wanted.get("authorization", ""))
-        else:
-            check(request)
-        faults = read_faults(wanted, self.settings)
         headers = provider_headers.ids(provider, wanted.get("x-request-id"))
+        try:
+            if check is None:
+                self.authorize(request, wanted.get("authorization", ""))
+            else:
+                check(request)
+        except ApiError as exc:
+            exc.headers = headers | exc.headers
+            raise
+        faults = read_faults(wanted, self.settings)
         if faults.hang:
             self.stats.hangs += 1
             await self._hang(request)
