@@ -193,7 +193,8 @@ async def respond(
         events = _events(upstream, result, (use, usage_field), flavor, limit)
         unlimited = dataclasses.replace(faults, disconnect_after_tokens=None)
         return send_stream(upstream, unlimited, events, headers, done)
-    choices = [ow.choice(i, model, r, result.top_logprobs) for i, r in enumerate(result.replies)]
+    top = result.top_logprobs
+    choices = [ow.choice(i, model, r, top, flavor.lean) for i, r in enumerate(result.replies)]
     content = wire.chat_completion(wire.completion_id(), model, choices, use, _extras(flavor))
     return send_json(upstream, faults, content, headers, done)
 
@@ -231,7 +232,7 @@ async def _events(
         yield chunks.prompt_filters()
     for index, answered in enumerate(result.replies):
         if answered.tool is not None:
-            for delta in ow.tool_deltas(index, answered.tool):
+            for delta in ow.tool_deltas(index, answered.tool, flavor.lean):
                 yield chunks.event([delta])
         else:
             yield chunks.event([wire.role_delta(index)])

@@ -64,6 +64,13 @@ def _encoded(vec: list[float], encoding_format: Any) -> Any:
 async def create_embeddings(upstream: Upstream, request: Request) -> Response:
     _, headers, _ = await upstream.admit(request)
     body, model = await upstream.body(request, headers)
+    return respond(upstream, headers, body, model, "openai")
+
+
+def respond(
+    upstream: Upstream, headers: dict[str, str], body: dict[str, Any], model: str, provider: str
+) -> Response:
+    """OpenAI's embeddings answer for ``model`` (Azure: the deployment); shared by Mistral."""
     try:
         inputs = _inputs(body.get("input"))
         dims = body.get("dimensions", DEFAULT_DIMENSIONS)
@@ -83,5 +90,5 @@ async def create_embeddings(upstream: Upstream, request: Request) -> Response:
     vectors = [_encoded(vector(item, dims), fmt) for item in inputs]
     tokens = sum(count_text(i, model) if isinstance(i, str) else len(i) for i in inputs)
     upstream.stats.answered(200)
-    upstream.stats.embedded(model, tokens)
+    upstream.stats.embedded(model, tokens, provider)
     return Response(wire.embeddings(model, vectors, tokens), 200, headers, "application/json")

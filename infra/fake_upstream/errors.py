@@ -41,6 +41,7 @@ class ApiError(Exception):
         headers: dict[str, str] | None = None,
         *,
         kind: str | None = None,
+        detail: Any = None,
     ) -> None:
         super().__init__(message or f"HTTP {status}")
         self.status = status
@@ -49,6 +50,7 @@ class ApiError(Exception):
         self.code = code
         self.headers = headers or {}
         self.kind = kind
+        self.detail = detail
 
 
 def _type_name(value: Any) -> str:

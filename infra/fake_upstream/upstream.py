@@ -134,6 +134,10 @@ class Upstream:
             raise ApiError(faults.status, headers=headers)
         return faults, headers, started
 
+    async def parsed(self, request: Request) -> Any:
+        """The request's JSON body (None when it is not JSON), parsed once."""
+        return await _json_or_none(request)
+
     async def body(self, request: Request, headers: dict[str, str]) -> tuple[dict[str, Any], str]:
         """The JSON object body and its known model, or the 400/404 OpenAI would give."""
         body = await _json_or_none(request)

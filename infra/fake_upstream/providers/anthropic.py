@@ -32,7 +32,7 @@ from infra.fake_upstream.providers.common import (
 from infra.fake_upstream.providers.reply import Reply, prompt_tokens, reply
 from infra.fake_upstream.settings import known
 from infra.fake_upstream.text import pieces
-from infra.fake_upstream.upstream import Upstream
+from infra.fake_upstream.upstream import Check, Upstream
 
 VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # 2023-06-01; the SDK sends newer dates
 STOP = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence",
@@ -63,7 +63,7 @@ def render(exc: ApiError) -> Response:
     return Response(dumps(body), exc.status, exc.headers, "application/json")
 
 
-def _check(upstream: Upstream) -> Any:
+def _check(upstream: Upstream) -> Check:
     def check(request: Request) -> None:
         bearer = request.headers.get("authorization", "")
         key = request.headers.get("x-api-key") or bearer.removeprefix("Bearer ").strip()
@@ -85,11 +85,10 @@ def _check(upstream: Upstream) -> Any:
 
 async def _parsed(upstream: Upstream, request: Request, count_only: bool) -> tuple[Any, ...]:
     faults, headers, _ = await upstream.admit(request, "anthropic", _check(upstream))
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "There was an error parsing the body of your request.",
-                       headers=headers, kind="invalid_request_error") from None  # fmt: skip
+    body = await upstream.parsed(request)
+    if body is None:
+        message = "There was an error parsing the body of your request."
+        raise ApiError(400, message, headers=headers, kind="invalid_request_error")
     try:
         ask, prompt = anthropic_request.parse(
             body, upstream.settings.default_completion_tokens, count_only

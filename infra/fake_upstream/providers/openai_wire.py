@@ -17,15 +17,20 @@ FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "tool": "
 ARGUMENT_PIECE = 8  # characters of arguments per streamed tool-call delta
 
 
-def tool_call(call: ToolCall) -> dict[str, Any]:
+def call_id(call: ToolCall, lean: bool = False) -> str:
+    """``call_…`` for OpenAI; Mistral's ids are exactly 9 letters or digits."""
+    return call.ref[:9] if lean else "call_" + call.ref
+
+
+def tool_call(call: ToolCall, lean: bool = False) -> dict[str, Any]:
     return {
-        "id": "call_" + call.ref,
+        "id": call_id(call, lean),
         "type": "function",
         "function": {"name": call.name, "arguments": call.text},
     }
 
 
-def message(answer: Reply) -> dict[str, Any]:
+def message(answer: Reply, lean: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {
         "role": "assistant",
         "content": None if answer.tool else answer.text,
@@ -33,7 +38,7 @@ def message(answer: Reply) -> dict[str, Any]:
         "annotations": [],
     }
     if answer.tool is not None:
-        body["tool_calls"] = [tool_call(answer.tool)]
+        body["tool_calls"] = [tool_call(answer.tool, lean)]
     return body
 
 
@@ -66,17 +71,22 @@ def logprobs(model: str, text: str, top: int | None) -> dict[str, Any] | None:
     return {"content": [logprob_entry(p, top) for p in pieces(model, text)], "refusal": None}
 
 
-def choice(index: int, model: str, answer: Reply, top: int | None) -> dict[str, Any]:
+def choice(
+    index: int, model: str, answer: Reply, top: int | None, lean: bool = False
+) -> dict[str, Any]:
     return {
         "index": index,
-        "message": message(answer),
+        "message": message(answer, lean),
         "logprobs": logprobs(model, answer.text, top) if not answer.tool else None,
         "finish_reason": FINISH[answer.finish],
     }
 
 
-def tool_deltas(index: int, call: ToolCall) -> list[dict[str, Any]]:
-    """The stream of one tool call: opening delta, then argument fragments."""
+def tool_deltas(index: int, call: ToolCall, lean: bool = False) -> list[dict[str, Any]]:
+    """The stream of one tool call: opening delta, then argument fragments (Mistral: whole)."""
+    if lean:
+        whole = {**tool_call(call, lean), "index": 0}
+        return [_delta(index, {"role": "assistant", "content": "", "tool_calls": [whole]})]
     opening = {
         "role": "assistant",
         "content": None,
