@@ -139,14 +139,10 @@ def answer(
         seed=body.get(flavor.seed_field),
     )
     top = None if flavor.lean else req.top_logprobs(body)
-    replies = [reply(_indexed(ask, i)) for i in range(n)]
+    replies = [reply(dataclasses.replace(ask, index=i)) for i in range(n)]
     prompt = req.prompt_tokens(messages, model, body.get("tools"))
     counts = [r.tokens for r in replies]
     return Answer(model, replies, prompt, sum(counts), max(counts), top)
-
-
-def _indexed(ask: Ask, index: int) -> Ask:
-    return Ask(**{**{f: getattr(ask, f) for f in Ask.__slots__}, "index": index})  # type: ignore[arg-type]
 
 
 async def chat_completions(upstream: Upstream, request: Request) -> Response:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from infra.fake_upstream.providers import anthropic, azure, mistral
+from infra.fake_upstream.providers import anthropic, azure, gemini, mistral
 from infra.fake_upstream.upstream import Upstream
 
 
 def routes(upstream: Upstream) -> list[BaseRoute]:
-    return [*anthropic.routes(upstream), *azure.routes(upstream), *mistral.routes(upstream)]
+    return [
+        *anthropic.routes(upstream),
+        *azure.routes(upstream),
+        *mistral.routes(upstream),
+        *gemini.routes(upstream),
+    ]
