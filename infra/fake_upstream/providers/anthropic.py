@@ -35,8 +35,12 @@ from infra.fake_upstream.text import pieces
 from infra.fake_upstream.upstream import Check, Upstream
 
 VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")  # 2023-06-01; the SDK sends newer dates
-STOP = {"stop": "end_turn", "length": "max_tokens", "stop_sequence": "stop_sequence",
-        "tool": "tool_use"}  # fmt: skip
+STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "tool": "tool_use",
+}
 ERRORS = {
     400: ("invalid_request_error", "Invalid request."),
     401: ("authentication_error", "invalid x-api-key"),

@@ -52,8 +52,10 @@ def _block(block: Any, where: str, prompt: Prompt) -> None:
     kind = block.get("type") if isinstance(block, dict) else None
     if kind not in BLOCKS:
         tags = ", ".join(f"'{b}'" for b in BLOCKS)
-        raise bad(f"{where}: Input tag '{kind}' found using 'type' does not match any of the "
-                  f"expected tags: {tags}")  # fmt: skip
+        raise bad(
+            f"{where}: Input tag '{kind}' found using 'type' does not match any of the "
+            f"expected tags: {tags}"
+        )
     if kind == "text":
         if not isinstance(block.get("text"), str):
             raise bad(f"{where}.text: Field required")
@@ -61,10 +63,13 @@ def _block(block: Any, where: str, prompt: Prompt) -> None:
     elif kind == "image":
         source = block.get("source")
         ok = isinstance(source, dict) and (
-            (source.get("type") == "base64" and source.get("media_type") in MEDIA
-             and isinstance(source.get("data"), str))
+            (
+                source.get("type") == "base64"
+                and source.get("media_type") in MEDIA
+                and isinstance(source.get("data"), str)
+            )
             or (source.get("type") == "url" and isinstance(source.get("url"), str))
-        )  # fmt: skip
+        )
         if not ok:
             raise bad(f"{where}.source: Input should be a valid base64 or url image source")
         prompt.images += 1

@@ -37,9 +37,17 @@ from infra.fake_upstream.text import pieces
 from infra.fake_upstream.upstream import Check, Upstream
 from schemas.tokens import count_text
 
-STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-          404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-          503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}  # fmt: skip
+STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 DEFAULTS = {
     429: "You exceeded your current quota, please check your plan and billing details.",
     500: "An internal error has occurred. Please retry or report in "
@@ -51,9 +59,12 @@ UNREGISTERED = (
     "Method doesn't allow unregistered callers (callers without established identity). "
     "Please use API Key or other form of API consumer identity to call this API."
 )
-BAD_KEY_INFO = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                "domain": "googleapis.com",
-                "metadata": {"service": "generativelanguage.googleapis.com"}}  # fmt: skip
+BAD_KEY_INFO = {
+    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+    "reason": "API_KEY_INVALID",
+    "domain": "googleapis.com",
+    "metadata": {"service": "generativelanguage.googleapis.com"},
+}
 TOKENS_PER_CHUNK = 4
 EMBED_DIMENSIONS = 768
 
@@ -101,8 +112,11 @@ async def _admitted(upstream: Upstream, request: Request, method: str) -> tuple[
 
 
 def _candidate(answer: Reply, index: int, parts: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"content": {"parts": parts, "role": "model"}, "finishReason": FINISH[answer.finish],
-            "index": index}  # fmt: skip
+    return {
+        "content": {"parts": parts, "role": "model"},
+        "finishReason": FINISH[answer.finish],
+        "index": index,
+    }
 
 
 def _parts(answer: Reply) -> list[dict[str, Any]]:
@@ -112,9 +126,12 @@ def _parts(answer: Reply) -> list[dict[str, Any]]:
 
 
 def _usage(prompt: int, output: int) -> dict[str, Any]:
-    return {"promptTokenCount": prompt, "candidatesTokenCount": output,
-            "totalTokenCount": prompt + output,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}  # fmt: skip
+    return {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": output,
+        "totalTokenCount": prompt + output,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+    }
 
 
 async def generate(upstream: Upstream, request: Request) -> Response:
@@ -156,17 +173,26 @@ async def _events(
         chunks = [_parts(answer)]
     else:
         tokens = pieces(model, answer.text) or [""]
-        chunks = [[{"text": "".join(tokens[i : i + TOKENS_PER_CHUNK])}]
-                  for i in range(0, len(tokens), TOKENS_PER_CHUNK)]  # fmt: skip
+        chunks = [
+            [{"text": "".join(tokens[i : i + TOKENS_PER_CHUNK])}]
+            for i in range(0, len(tokens), TOKENS_PER_CHUNK)
+        ]
     for n, parts in enumerate(chunks):
         last = n == len(chunks) - 1
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
         if last:
             candidate["finishReason"] = FINISH[answer.finish]
-        used = _usage(prompt, answer.tokens) if last else {"promptTokenCount": prompt,
-                                                           "totalTokenCount": prompt}  # fmt: skip
-        chunk = {"candidates": [candidate], "usageMetadata": used, "modelVersion": model,
-                 "responseId": rid}  # fmt: skip
+        used = (
+            _usage(prompt, answer.tokens)
+            if last
+            else {"promptTokenCount": prompt, "totalTokenCount": prompt}
+        )
+        chunk = {
+            "candidates": [candidate],
+            "usageMetadata": used,
+            "modelVersion": model,
+            "responseId": rid,
+        }
         if sse_mode:
             yield sse(None, chunk, crlf=True)
         else:
@@ -210,10 +236,14 @@ async def embed(upstream: Upstream, request: Request) -> Response:
                 raise req.invalid("* BatchEmbedContentsRequest.requests: requests is empty")
             for i, one in enumerate(requests):
                 if one.get("model") != f"models/{model}":
-                    raise req.invalid(f"* BatchEmbedContentsRequest.requests[{i}].model: "
-                                      f"model must be models/{model}")  # fmt: skip
-            done = [_embed_one(r, model, f"BatchEmbedContentsRequest.requests[{i}]")
-                    for i, r in enumerate(requests)]  # fmt: skip
+                    raise req.invalid(
+                        f"* BatchEmbedContentsRequest.requests[{i}].model: "
+                        f"model must be models/{model}"
+                    )
+            done = [
+                _embed_one(r, model, f"BatchEmbedContentsRequest.requests[{i}]")
+                for i, r in enumerate(requests)
+            ]
         else:
             done = [_embed_one(body, model, "EmbedContentRequest")]
     except ApiError as exc:
@@ -221,8 +251,11 @@ async def embed(upstream: Upstream, request: Request) -> Response:
         raise
     upstream.stats.answered(200)
     upstream.stats.embedded(model, sum(t for _, t in done), "gemini")
-    out: Any = {"embeddings": [{"values": v} for v, _ in done]} if batch else {
-        "embedding": {"values": done[0][0]}}  # fmt: skip
+    out: Any = (
+        {"embeddings": [{"values": v} for v, _ in done]}
+        if batch
+        else {"embedding": {"values": done[0][0]}}
+    )
     return Response(dumps(out), 200, headers, "application/json")
 
 

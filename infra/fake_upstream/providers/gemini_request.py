@@ -41,8 +41,9 @@ def _unknown(given: dict[str, Any], known: frozenset[str], where: str) -> None:
     for name in given:
         if name not in known:
             at = f" at '{where}'" if where else ""
-            raise invalid(f'Invalid JSON payload received. Unknown name "{name}"{at}: '
-                          "Cannot find field.")  # fmt: skip
+            raise invalid(
+                f'Invalid JSON payload received. Unknown name "{name}"{at}: Cannot find field.'
+            )
 
 
 def _parts(parts: Any, where: str, prompt: Prompt) -> None:
@@ -91,8 +92,10 @@ def _tools(body: dict[str, Any], prompt: Prompt) -> tuple[ToolSpec, ...]:
         for declaration in (tool or {}).get("functionDeclarations") or []:
             name = declaration.get("name") if isinstance(declaration, dict) else None
             if not isinstance(name, str) or not name:
-                raise invalid("* GenerateContentRequest.tools[0].function_declarations[0].name: "
-                              "Name is empty.")  # fmt: skip
+                raise invalid(
+                    "* GenerateContentRequest.tools[0].function_declarations[0].name: "
+                    "Name is empty."
+                )
             schema = declaration.get("parameters") or declaration.get("parametersJsonSchema")
             prompt.texts += [
                 name,
@@ -107,8 +110,9 @@ def _mode(body: dict[str, Any], specs: tuple[ToolSpec, ...]) -> str:
     config = ((body.get("toolConfig") or {}).get("functionCallingConfig")) or {}
     mode = MODES.get(str(config.get("mode", "AUTO")).upper())
     if mode is None:
-        raise invalid(f"Invalid value at 'tool_config.function_calling_config.mode', "
-                      f"\"{config.get('mode')}\"")  # fmt: skip
+        raise invalid(
+            f"Invalid value at 'tool_config.function_calling_config.mode', \"{config.get('mode')}\""
+        )
     allowed = config.get("allowedFunctionNames") or []
     if mode == "required" and len(allowed) == 1 and allowed[0] in {s.name for s in specs}:
         return str(allowed[0])

@@ -66,8 +66,12 @@ def render(exc: ApiError) -> Response:
 
 
 def _forbidden(loc: list[Any], value: Any) -> dict[str, Any]:
-    return {"type": "extra_forbidden", "loc": loc, "msg": "Extra inputs are not permitted",
-            "input": value}  # fmt: skip
+    return {
+        "type": "extra_forbidden",
+        "loc": loc,
+        "msg": "Extra inputs are not permitted",
+        "input": value,
+    }
 
 
 def _problems(body: dict[str, Any], fields: frozenset[str]) -> list[dict[str, Any]]:
@@ -117,9 +121,14 @@ async def chat(upstream: Upstream, request: Request) -> Response:
     if body.get("tool_choice") == "required":
         body = {**body, "tool_choice": "any"}
     return await respond(
-        upstream, faults, headers=headers, started=started, body=body, model=model,
+        upstream,
+        faults,
+        headers=headers,
+        started=started,
+        body=body,
+        model=model,
         flavor=MISTRAL,
-    )  # fmt: skip
+    )
 
 
 async def embed(upstream: Upstream, request: Request) -> Response:
