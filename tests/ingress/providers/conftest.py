@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from infra.fake_upstream.server import BackgroundFakeUpstream
@@ -42,9 +43,7 @@ class Wired:
 
     async def embeddings(self, body: Json, upstream_model: str | None = None) -> Json:
         model = upstream_model or body["model"]
-        return await exchange.embeddings(
-            self.adapter, self.transport, body, model, body["model"]
-        )
+        return await exchange.embeddings(self.adapter, self.transport, body, model, body["model"])
 
 
 @pytest.fixture
@@ -73,3 +72,16 @@ def streamed_text(chunks: list[Json], index: int = 0) -> str:
 def streamed_usage(chunks: list[Json]) -> Json | None:
     usages = [chunk["usage"] for chunk in chunks if chunk.get("usage")]
     return usages[-1] if usages else None
+
+
+async def script_fault(fake: BackgroundFakeUpstream, **spec: Any) -> None:
+    """Queue a fault at the fake (``POST /_fake/faults``) for its next matching request."""
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{fake.root_url}/_fake/faults", json=spec)
+        response.raise_for_status()
+
+
+def last_request(fake: BackgroundFakeUpstream, provider: str) -> dict[str, Any]:
+    """What the provider last received: path, query, headers, auth header names, body."""
+    response = httpx.get(f"{fake.root_url}/_fake/last", params={"provider": provider})
+    return dict(response.json())
