@@ -40,11 +40,21 @@ def stack(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                     "base_url": fake.base_url,
                     "api_key": UPSTREAM_KEY,
                 },
+                "fake-anthropic": {
+                    "kind": "anthropic",
+                    "base_url": fake.root_url,
+                    "api_key": UPSTREAM_KEY,
+                },
             },
             deployments=[
                 {"model": "gpt-4o-mini", "provider": "fake-openai"},
                 {"model": "gpt-4o", "provider": "fake-openai"},
                 {"model": "text-embedding-3-small", "provider": "fake-openai"},
+                {
+                    "model": "claude",
+                    "provider": "fake-anthropic",
+                    "upstream_model": "claude-sonnet-4-5",
+                },
             ],
             routing={"aliases": {"fast": "gpt-4o-mini"}},
         )
@@ -133,7 +143,7 @@ def test_embeddings(client: openai.OpenAI) -> None:
 
 def test_models_lists_configured_names_and_aliases(client: openai.OpenAI) -> None:
     names = {m.id for m in client.models.list()}
-    assert names == {"gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "fast"}
+    assert names == {"gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "fast", "claude"}
     assert client.models.retrieve("fast").id == "fast"
 
 
@@ -187,3 +197,117 @@ def test_anthropic_errors_are_in_anthropic_shape(claude: anthropic.Anthropic) ->
         claude.messages.create(
             model="nope", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
+
+
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+            "required": ["city", "days"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "claude"])
+def test_tools_round_trip_on_openai_and_anthropic_upstreams(
+    client: openai.OpenAI, model: str
+) -> None:
+    first = client.chat.completions.create(
+        model=model, messages=MESSAGES, tools=[WEATHER], tool_choice="required"
+    )
+    assert first.choices[0].finish_reason == "tool_calls"
+    (call,) = first.choices[0].message.tool_calls or []
+    arguments = orjson.loads(call.function.arguments)  # type: ignore[union-attr]
+    assert isinstance(arguments["city"], str) and isinstance(arguments["days"], int)
+    streamed = list(
+        client.chat.completions.create(
+            model=model, messages=MESSAGES, tools=[WEATHER], tool_choice="required", stream=True
+        )
+    )
+    fragments = [
+        d.function.arguments or ""
+        for c in streamed
+        if c.choices
+        for d in c.choices[0].delta.tool_calls or []
+        if d.function
+    ]
+    assert set(orjson.loads("".join(fragments))) >= {"city", "days"}
+    final = client.chat.completions.create(
+        model=model,
+        tools=[WEATHER],
+        messages=[
+            *MESSAGES,
+            {"role": "assistant", "tool_calls": [call.model_dump()]},  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"},
+        ],
+    )
+    assert final.choices[0].message.content
+
+
+def test_vision_json_schema_n_and_logprobs(client: openai.OpenAI) -> None:
+    pixel = (
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQ"
+        "DwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    seen = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this image?"},
+                    {"type": "image_url", "image_url": {"url": pixel}},
+                ],
+            }
+        ],
+    )
+    assert seen.usage is not None and seen.usage.prompt_tokens > 85  # the image is counted
+    schema = {"type": "object", "properties": {"score": {"type": "number"}}, "required": ["score"]}
+    shaped = client.chat.completions.create(
+        model="gpt-4o",
+        messages=MESSAGES,
+        response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": schema}},
+    )
+    assert isinstance(orjson.loads(shaped.choices[0].message.content or "")["score"], int | float)
+    several = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        n=2,
+        stop=["\n\n"],
+        seed=1,
+        logprobs=True,
+        top_logprobs=2,
+    )
+    assert [c.index for c in several.choices] == [0, 1]
+    assert several.choices[0].logprobs is not None and several.choices[0].logprobs.content
+
+
+def test_anthropic_sdk_to_an_anthropic_upstream_with_tools(claude: anthropic.Anthropic) -> None:
+    tool: Any = {
+        "name": "get_weather",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    }
+    message = claude.messages.create(
+        model="claude",
+        max_tokens=100,
+        tools=[tool],
+        tool_choice={"type": "any"},
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+    )
+    assert message.stop_reason == "tool_use"
+    use = next(b for b in message.content if b.type == "tool_use")
+    assert isinstance(use.input["city"], str)  # type: ignore[union-attr,index]
+    with claude.messages.stream(
+        model="claude", max_tokens=60, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text and final.usage.output_tokens > 0
