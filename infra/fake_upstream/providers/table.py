@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from infra.fake_upstream.providers import anthropic, azure, bedrock, gemini, mistral
+from infra.fake_upstream.providers import anthropic, azure, bedrock, cohere, gemini, mistral
 from infra.fake_upstream.upstream import Upstream
 
 
@@ -15,4 +15,5 @@ def routes(upstream: Upstream) -> list[BaseRoute]:
         *mistral.routes(upstream),
         *gemini.routes(upstream),
         *bedrock.routes(upstream),
+        *cohere.routes(upstream),
     ]
