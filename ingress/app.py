@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +28,8 @@ from ingress.runtime import Runtime
 from schemas.config import TollgateConfig
 
 
-def create_app(config: TollgateConfig, config_path: Path | None = None) -> FastAPI:
+def create_app(config: TollgateConfig, config_path: Path | None = None, worker: int = 0) -> FastAPI:
+    """``worker`` numbers this process among ``ingress.workers`` (its own event spool)."""
     metrics = Metrics()
     runtime = Runtime(config, lambda kind, target, _: metrics.attempt(kind, target.deployment.id))
     publisher = EventPublisher(config.kafka.bootstrap_servers, config.ingress.event_queue_max)
@@ -50,6 +52,7 @@ def create_app(config: TollgateConfig, config_path: Path | None = None) -> FastA
         degraded = publisher.dropped > 0 or not publisher.connected
         body: dict[str, Any] = {"status": "degraded" if degraded else "ok", "events": events()}
         if detail:
+            body["worker"] = {"index": worker, "pid": os.getpid()}
             body["deployments"] = [
                 {
                     "id": d.id,

@@ -63,9 +63,11 @@ class SinkSettings(_Strict):
 class IngressSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    upstream_timeout_s: float = Field(60.0, gt=0)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     event_queue_max: int = Field(200_000, ge=100)
+    workers: int = Field(1, ge=1, le=64, description="processes sharing the port (SO_REUSEPORT)")
+    spool_dir: Path | None = Field(None, description="events wait here while Kafka is away")
+    spool_max_bytes: int = Field(1024**3, ge=1024 * 1024)
 
 
 class FakeUpstreamSettings(_Strict):
@@ -192,6 +194,10 @@ class TollgateConfig(_Strict):
     @property
     def run_dir(self) -> Path:
         return self.home / "run"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.ingress.spool_dir or self.home / "spool"
 
     def prices(self) -> list[Price]:
         return [p.to_price() for p in self.pricing]
