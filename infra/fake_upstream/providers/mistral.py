@@ -18,7 +18,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from infra.fake_upstream import embeddings
-from infra.fake_upstream.chat import Flavor, respond
+from infra.fake_upstream.chat import respond
+from infra.fake_upstream.chat_request import Flavor
 from infra.fake_upstream.errors import ApiError
 from infra.fake_upstream.providers.common import dumps, guarded, require_key
 from infra.fake_upstream.settings import known
