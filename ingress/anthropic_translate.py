@@ -201,7 +201,7 @@ class MessageEvents:
         if self._started:
             return []
         self._started = True
-        message = {
+        message: Json = {
             "id": self.id,
             "type": "message",
             "role": "assistant",
