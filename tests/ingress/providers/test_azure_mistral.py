@@ -55,3 +55,28 @@ async def test_mistral_renames_and_refuses(fake: BackgroundFakeUpstream, wire: A
         await mistral.chat(
             {"model": "mistral-small-latest", "messages": MESSAGES, "logprobs": True}
         )
+
+
+async def test_mistral_maps_foreign_tool_ids(fake: BackgroundFakeUpstream, wire: Any) -> None:
+    mistral = wire(kind="mistral", base_url=f"{fake.root_url}/mistral/v1", api_key="sk-upstream")
+    call = {
+        "id": "call_from_openai_123",
+        "type": "function",
+        "function": {"name": "f", "arguments": "{}"},
+    }
+    body = {
+        "model": "mistral-small-latest",
+        "tools": [
+            {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+        ],
+        "messages": [
+            *MESSAGES,
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_from_openai_123", "content": "done"},
+        ],
+    }
+    answer = await mistral.chat(body)  # the fake, like Mistral, rejects other id shapes
+    assert answer["choices"][0]["message"]["content"]
+    sent = last_request(fake, "mistral")["body"]["messages"]
+    assert sent[-1]["tool_call_id"] == sent[-2]["tool_calls"][0]["id"]
+    assert len(sent[-1]["tool_call_id"]) == 9
