@@ -106,6 +106,7 @@ class Spool:
         self._writer: BinaryIO | None = None
         self._write_segment = 0
         self._reader: tuple[int, BinaryIO] | None = None
+        self._closed = False
         directory.mkdir(parents=True, exist_ok=True)
         self._lock_file = self._acquire()
         try:
@@ -124,6 +125,8 @@ class Spool:
     def append(self, payloads: Sequence[bytes]) -> int:
         """Write the leading payloads that fit under ``max_bytes``; return how many."""
         with self._lock:
+            if self._closed:
+                return 0
             size = self.size_bytes
             taken = 0
             for payload in payloads:
@@ -146,12 +149,13 @@ class Spool:
             records: list[bytes] = []
             position = self._cursor
             total = 0
-            while len(records) < max_records and total < max_bytes:
+            while not self._closed and len(records) < max_records and total < max_bytes:
                 segment, offset = position.segment, position.offset
                 size = self._segments.get(segment)
                 if size is None or offset >= size:
                     later = [s for s in self._segments if s > segment]
                     if not later:
+                        self.pending = len(records)  # all there is (after skipping any corrupt)
                         break
                     position = Position(min(later), 0)
                     continue
@@ -165,6 +169,8 @@ class Spool:
     def ack(self, batch: Batch) -> None:
         """Everything up to ``batch.end`` reached Kafka: store the cursor, free segments."""
         with self._lock:
+            if self._closed:
+                return  # a late ack after close: those records are read again next time
             self._cursor = batch.end
             self.pending = max(0, self.pending - len(batch.records))
             drained = (
@@ -179,6 +185,9 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             self._close_writer()
             self._close_reader()
             self._store_cursor()
