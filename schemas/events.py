@@ -163,8 +163,55 @@ class UsageRecorded(Event):
     price_ref: str = ""
 
 
+@dataclass(slots=True, kw_only=True)
+class KeyUpserted(Event):
+    """A gateway API key was created (or its attributes set) through the admin API.
+
+    Only the key's sha256 travels; the key itself is shown once to its creator and never
+    stored. Keyed by ``key_id`` on ``tollgate.keys``, so compaction keeps the last state.
+    """
+
+    TYPE: ClassVar[str] = "key.upserted"
+
+    key_id: str
+    """First 16 hex digits of ``key_sha256``, as for static keys."""
+    key_sha256: str
+    team: str | None = None
+    user: str | None = None
+    org: str | None = None
+    models: list[str] = field(default_factory=list)
+    """Models the key may use; empty = all."""
+    name: str = ""
+    created_at: int = field(default_factory=now_ms)
+    """Epoch ms, like ``ts``."""
+    expires_at: int | None = None
+    """Epoch ms; None = never."""
+
+
+@dataclass(slots=True, kw_only=True)
+class KeyRevoked(Event):
+    """A key stops working on every replica as soon as each applies this.
+
+    Revocation is this record, not a Kafka tombstone: compaction keeps it as the key's
+    final state, so the topic says who revoked what and when. Readers also treat a
+    tombstone (null value) for a key_id as a revocation, so an operator may purge a key.
+    """
+
+    TYPE: ClassVar[str] = "key.revoked"
+
+    key_id: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (RequestReceived, ResponseCompleted, ResponseFailed, UsageRecorded)
+    cls.TYPE: cls
+    for cls in (
+        RequestReceived,
+        ResponseCompleted,
+        ResponseFailed,
+        UsageRecorded,
+        KeyUpserted,
+        KeyRevoked,
+    )
 }
 _FIELDS: dict[type[Event], frozenset[str]] = {
     cls: frozenset(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()

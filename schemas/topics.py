@@ -37,4 +37,9 @@ USAGE = TopicSpec("tollgate.usage", PARTITIONS, retention_ms=7 * DAY_MS)
 DEAD_LETTER = TopicSpec("tollgate.dead-letter", 1, retention_ms=30 * DAY_MS, key="source")
 """Events a stage could not decode, with the reason, kept for inspection and replay."""
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (REQUESTS, USAGE, DEAD_LETTER)
+KEYS = TopicSpec("tollgate.keys", 1, retention_ms=-1, key="key_id", compacted=True)
+"""key.upserted and key.revoked from the admin API, keyed by key_id: compaction keeps each
+key's last state, and every ingress replica reads the whole topic into memory at start.
+One partition, so a replica's read position is one offset and "caught up" is one compare."""
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (REQUESTS, USAGE, DEAD_LETTER, KEYS)

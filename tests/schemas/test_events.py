@@ -5,6 +5,8 @@ import pytest
 
 from schemas.events import (
     EventDecodeError,
+    KeyRevoked,
+    KeyUpserted,
     RequestReceived,
     ResponseCompleted,
     UnknownEventVersionError,
@@ -12,6 +14,7 @@ from schemas.events import (
     decode,
     decode_as,
 )
+from schemas.topics import ALL_TOPICS, KEYS
 
 
 def _request() -> RequestReceived:
@@ -85,3 +88,26 @@ def test_usage_from_openai_reads_details() -> None:
         usage.reasoning_tokens,
         usage.total_tokens,
     ) == (100, 20, 64, 8, 120)
+
+
+def test_key_events_round_trip_and_carry_only_the_hash() -> None:
+    upserted = KeyUpserted(
+        request_id="admin-1",
+        tenant="acme",
+        key_id="0123456789abcdef",
+        key_sha256="0123456789abcdef" * 4,
+        team="search",
+        models=["gpt-4o-mini"],
+        name="ci",
+        expires_at=2_000_000_000_000,
+    )
+    assert decode(upserted.encode()) == upserted
+    assert orjson.loads(upserted.encode())["type"] == "key.upserted"
+    revoked = KeyRevoked(request_id="admin-2", tenant="acme", key_id=upserted.key_id)
+    assert decode_as(revoked.encode(), KeyRevoked) == revoked
+
+
+def test_keys_topic_is_compacted_and_keyed_by_key_id() -> None:
+    assert KEYS.name in {t.name for t in ALL_TOPICS}
+    assert KEYS.partitions == 1 and KEYS.key == "key_id"
+    assert KEYS.configs() == {"cleanup.policy": "compact"}
