@@ -103,6 +103,7 @@ class Spool:
         """Corrupt regions skipped (each logged)."""
         self._lock = threading.Lock()
         self._segments: dict[int, int] = {}  # number → bytes
+        self._bytes = 0  # their sum, readable from another thread without the lock
         self._writer: BinaryIO | None = None
         self._write_segment = 0
         self._reader: tuple[int, BinaryIO] | None = None
@@ -120,7 +121,7 @@ class Spool:
     @property
     def size_bytes(self) -> int:
         """Bytes in segment files: what ``max_bytes`` bounds."""
-        return sum(self._segments.values())
+        return self._bytes
 
     def append(self, payloads: Sequence[bytes]) -> int:
         """Write the leading payloads that fit under ``max_bytes``; return how many."""
@@ -136,6 +137,7 @@ class Spool:
                 writer = self._writable()
                 writer.write(framed)
                 self._segments[self._write_segment] += len(framed)
+                self._bytes += len(framed)
                 size += len(framed)
                 taken += 1
             if self._writer is not None:
@@ -215,6 +217,7 @@ class Spool:
             stale.unlink()
         found = sorted(int(p.stem) for p in self.directory.glob("*.seg") if p.stem.isdigit())
         self._segments = {s: self._path(s).stat().st_size for s in found}
+        self._bytes = sum(self._segments.values())
         cursor = self._load_cursor(found)
         for segment in [s for s in found if s < cursor.segment]:
             self._delete(segment)
@@ -256,6 +259,7 @@ class Spool:
                 segment,
             )
             self._segments[segment] = good_end
+            self._bytes -= size - good_end
 
     def _load_cursor(self, found: list[int]) -> Position:
         oldest = Position(found[0] if found else 0, 0)
@@ -315,7 +319,7 @@ class Spool:
             self._close_reader()
         if segment == self._write_segment:
             self._close_writer()
-        self._segments.pop(segment, None)
+        self._bytes -= self._segments.pop(segment, 0)
         with contextlib.suppress(FileNotFoundError):
             self._path(segment).unlink()
 

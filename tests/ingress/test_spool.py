@@ -20,6 +20,10 @@ def _segments(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.glob("*.seg"))
 
 
+def _on_disk(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.glob("*.seg"))
+
+
 def _drain(spool: Spool, batch: int = 7) -> list[bytes]:
     out: list[bytes] = []
     while True:
@@ -153,8 +157,10 @@ def test_segments_roll_and_acked_ones_are_deleted(tmp_path: Path) -> None:
     spool.append(_records(20))  # 45 bytes framed each: a segment rolls after 5
     names = _segments(tmp_path)
     assert len(names) == 4 and names[0] == "00000001.seg"
+    assert spool.size_bytes == _on_disk(tmp_path) == 20 * 45
     spool.ack(spool.read(9))
     assert _segments(tmp_path) == names[1:]  # the segment holding record 9 stays
+    assert spool.size_bytes == _on_disk(tmp_path) == 15 * 45
     spool.close()
 
     again = Spool(tmp_path, MiB, segment_bytes=200)
