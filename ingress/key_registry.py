@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -89,15 +90,18 @@ class KeyRegistry:
     async def _follow_forever(self) -> None:
         delay = 0.5
         while True:
+            started = time.monotonic()
             try:
                 await self._follow()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if time.monotonic() - started > 60:
+                    delay = 0.5  # it had been working: retry soon
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("reading %s failed (%s); retry in %.1f s", self.topic, exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 30.0)
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -108,6 +112,11 @@ class KeyRegistry:
         )
         await consumer.start()
         try:
+            if self.topic not in await consumer.topics():
+                raise LookupError(
+                    f"topic {self.topic} does not exist; `tollgate up` creates it "
+                    "(infra.topics.ensure_topics)"
+                )
             partition = TopicPartition(self.topic, 0)
             consumer.assign([partition])
             consumer.seek(partition, self.position)  # 0 the first time; after a reconnect, on

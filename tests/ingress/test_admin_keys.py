@@ -236,3 +236,17 @@ async def test_kafka_down_fails_the_write_with_503(
         assert error["code"] == "key_store_unavailable" and "key" not in response.json()
         assert len(registry.all_keys()) == before
     await dead.close()
+
+
+async def test_a_missing_topic_is_reported_not_hung_on(kafka: LocalKafka) -> None:
+    registry = KeyRegistry(kafka.bootstrap_servers, topic="tollgate.keys-missing")
+    registry.start()
+    try:
+        for _ in range(100):
+            if registry.last_error:
+                break
+            await asyncio.sleep(0.05)
+        assert registry.last_error and "does not exist" in registry.last_error
+        assert not registry.caught_up.is_set()
+    finally:
+        await registry.stop()
