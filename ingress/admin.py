@@ -113,7 +113,8 @@ class KeyAdmin:
         producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 5)
+                async with asyncio.timeout(5):
+                    await producer.stop()
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -214,10 +215,10 @@ class KeyAdmin:
         """Durably on the topic (acks=all), then applied by this replica (bounded wait)."""
         try:
             producer = await self._ensure_producer()
-            sent = await asyncio.wait_for(
-                producer.send_and_wait(self.topic, event.encode(), key=event.key_id.encode()),
-                self.send_timeout_s,
-            )
+            async with asyncio.timeout(self.send_timeout_s):
+                sent = await producer.send_and_wait(
+                    self.topic, event.encode(), key=event.key_id.encode()
+                )
         except Exception as exc:
             log.error("key change %s %s not stored: %s", event.TYPE, event.key_id, exc)
             await self.close()  # a fresh producer next time
@@ -244,7 +245,8 @@ class KeyAdmin:
                     request_timeout_ms=int(self.send_timeout_s * 1000),
                 )
                 try:
-                    await asyncio.wait_for(producer.start(), self.send_timeout_s)
+                    async with asyncio.timeout(self.send_timeout_s):
+                        await producer.start()
                 except BaseException:
                     with contextlib.suppress(Exception):
                         await producer.stop()

@@ -69,9 +69,8 @@ class KeyRegistry:
         """Whether the record at ``offset`` was applied within ``timeout_s``."""
         async with self._advanced:
             try:
-                await asyncio.wait_for(
-                    self._advanced.wait_for(lambda: self.position > offset), timeout_s
-                )
+                async with asyncio.timeout(timeout_s):
+                    await self._advanced.wait_for(lambda: self.position > offset)
             except TimeoutError:
                 return False
             return True

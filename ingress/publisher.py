@@ -104,6 +104,7 @@ class EventPublisher:
         self._wakeup = asyncio.Event()
         self._spill_wakeup = asyncio.Event()
         self._spool_tried = asyncio.Event()
+        self._closing_event = asyncio.Event()
         self._order = asyncio.Lock()  # the spiller's write vs. the sender's choice of source
         self._sender: asyncio.Task[None] | None = None
         self._spiller: asyncio.Task[None] | None = None
@@ -146,11 +147,15 @@ class EventPublisher:
         self._closing = True
         self._wakeup.set()
         self._spill_wakeup.set()
+        self._closing_event.set()
         if self._sender is not None:
-            try:
-                await asyncio.wait_for(self._sender, flush_s)
-            except TimeoutError:
+            done, _ = await asyncio.wait({self._sender}, timeout=flush_s)
+            if not done:
                 log.warning("shutdown: Kafka took too long; %d events left over", self.backlog)
+                self._sender.cancel()
+                done, _ = await asyncio.wait({self._sender}, timeout=5)
+                if not done:
+                    log.error("shutdown: the event sender did not stop")
         self._stopping = True
         self._spill_wakeup.set()
         if self._spiller is not None:
@@ -199,14 +204,17 @@ class EventPublisher:
                 await self._stop_producer()
                 if self._closing and self.spool is not None:
                     return  # the rest goes to disk; the next start sends it
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._until_closing(), delay)
+                await self._pause(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _until_closing(self) -> None:
-        while not self._closing:
-            self._wakeup.clear()
-            await self._wakeup.wait()
+    async def _pause(self, delay: float) -> None:
+        """Back off before retrying Kafka; a shutdown starting meanwhile ends the pause."""
+        if self._closing:
+            await asyncio.sleep(delay)  # no spool: keep trying until close gives up
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._closing_event.wait()
 
     def _down(self, exc: Exception, delay: float) -> None:
         if not self._kafka_down and self.spool is not None:
@@ -276,8 +284,9 @@ class EventPublisher:
             )
             try:
                 await producer.start()
-            except Exception:
-                await producer.stop()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
                 raise
             self._producer = producer
             self.connected = True
@@ -288,7 +297,8 @@ class EventPublisher:
         if producer is not None:
             started = time.monotonic()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), 5)
+                async with asyncio.timeout(5):
+                    await producer.stop()
             log.debug("producer stopped in %.1f s", time.monotonic() - started)
 
     # -- the spiller ----------------------------------------------------------------------
@@ -298,7 +308,8 @@ class EventPublisher:
             if self.spool is None and time.monotonic() - self._spool_opened_at >= SPOOL_RETRY_S:
                 await self._open_spool()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._spill_wakeup.wait(), SPILL_TICK_S)
+                async with asyncio.timeout(SPILL_TICK_S):
+                    await self._spill_wakeup.wait()
             self._spill_wakeup.clear()
             if self._queue and self.spool is not None and self._should_spill():
                 await self._spill()

@@ -12,6 +12,7 @@ import pytest
 
 from infra.kafka.broker import LocalKafka
 from ingress.publisher import EventPublisher, Outgoing
+from ingress.spool import Spool
 from schemas.events import RequestReceived, decode
 from schemas.topics import REQUESTS
 from tests.harness import free_port
@@ -154,3 +155,18 @@ async def test_both_bounds_full_drops_and_counts_never_blocks(tmp_path: Path) ->
     assert publisher.dropped > 0
     assert publisher.spool.size_bytes <= MiB
     assert publisher.backlog + publisher.dropped == 6000
+
+
+async def test_a_spool_in_use_elsewhere_is_reported_and_memory_carries_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    holder = Spool(tmp_path, MiB)  # another process has this directory
+    publisher = EventPublisher(_dead(), max_events=1000, spool_dir=tmp_path)
+    publisher.start()
+    for event in _events("locked", 10):
+        publisher.publish(REQUESTS.name, event)
+    await _until(lambda: "in use by another process" in caplog.text)
+    assert publisher.spool is None and publisher.backlog == 10
+    await publisher.close(flush_s=0.5)
+    assert publisher.dropped == 10  # counted, not silently lost
+    holder.close()
