@@ -7,9 +7,9 @@ fails at open with a clear error).
 - **Record**: ``magic (4 bytes) | length (u32 LE) | crc32 (u32 LE) | payload``; the CRC
   covers the length and the payload, so a torn or flipped record is detected.
 - **Append** writes to the newest segment and flushes once per call (one call = one
-  batch). A segment past ``segment_bytes`` is fsynced and closed and the next one begun;
-  ``close`` fsyncs too. A crash can lose what the OS had not written yet, never what an
-  earlier roll or close made durable.
+  batch), handing it to the OS: a process crash loses nothing appended. A segment past
+  ``segment_bytes`` is fsynced and closed and the next one begun; ``close`` fsyncs too, so
+  a machine crash can lose only what was appended since the last roll or close.
 - **Bound**: the segment files never hold more than ``max_bytes``. ``append`` takes the
   leading records that fit and reports how many; it never blocks and never evicts.
 - **Read and ack**: ``read`` returns records from the acknowledged cursor on (reading the
@@ -21,8 +21,8 @@ fails at open with a clear error).
   next valid record in that segment; a torn tail of the newest segment is cut off at open.
   An unreadable cursor falls back to the oldest segment (duplicates, never loss).
 
-Not thread-safe by accident: every public method takes one lock, so the publisher may
-append and read from different threads.
+Thread-safe: every public method takes one lock, so the publisher may append and read
+from different threads; ``pending`` and ``size_bytes`` are plain integers, read lock-free.
 """
 
 from __future__ import annotations
