@@ -55,12 +55,7 @@ class Dispatcher:
                     break
                 started = time.perf_counter()
                 try:
-                    async with dep.bulkhead.slot():
-                        dep.tokens_in_flight += tokens
-                        try:
-                            result = await call(target)
-                        finally:
-                            dep.tokens_in_flight -= tokens
+                    result = await _guarded(target, call, tokens)
                 except OverloadedError as exc:
                     last = exc
                     attempts.append(_attempt(target, 503, exc.message, _ms(started)))
@@ -96,6 +91,18 @@ class Dispatcher:
                     )
                 return result, target, attempts
         raise _final_error(last, targets, attempts)
+
+
+async def _guarded(target: Target, call: Callable[[Target], Awaitable[T]], tokens: int) -> T:
+    """One try inside the deployment's bulkhead; its tokens count as queued meanwhile (what
+    the least_tokens strategy weighs; a stream stops counting at its first chunk)."""
+    dep = target.deployment
+    dep.tokens_in_flight += tokens
+    try:
+        async with dep.bulkhead.slot():
+            return await call(target)
+    finally:
+        dep.tokens_in_flight -= tokens
 
 
 def _ms(started: float) -> float:
