@@ -39,7 +39,7 @@ Observer = Callable[[str, Target, Attempt], None]
 class Dispatcher:
     def __init__(self, retries: RetrySettings, observe: Observer | None = None) -> None:
         self.retries = retries
-        self._observe = observe or (lambda kind, target, attempt: None)
+        self.observe: Observer = observe or (lambda kind, target, attempt: None)
 
     async def run(
         self, targets: list[Target], call: Callable[[Target], Awaitable[T]], tokens: int = 0
@@ -51,7 +51,7 @@ class Dispatcher:
             for retry in range(self.retries.attempts + 1):
                 if not dep.breaker.allow():
                     attempts.append(_attempt(target, 0, "circuit open", 0.0))
-                    self._observe("breaker_open", target, attempts[-1])
+                    self.observe("breaker_open", target, attempts[-1])
                     break
                 started = time.perf_counter()
                 try:
@@ -76,7 +76,7 @@ class Dispatcher:
                     if wait is not None and wait > self.retries.max_retry_after_s:
                         break  # the provider wants a long pause: fail over instead
                     if retry < self.retries.attempts:
-                        self._observe("retry", target, attempts[-1])
+                        self.observe("retry", target, attempts[-1])
                         await asyncio.sleep(delay(self.retries, retry + 1, wait))
                     continue
                 dep.breaker.succeeded()
@@ -84,7 +84,7 @@ class Dispatcher:
                 dep.observe_latency(ms)
                 attempts.append(_attempt(target, 200, None, ms))
                 if len(attempts) > 1:
-                    self._observe(
+                    self.observe(
                         "fallback" if target is not targets[0] else "recovered",
                         target,
                         attempts[-1],

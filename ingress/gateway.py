@@ -94,15 +94,15 @@ class Gateway:
     async def open(self, request: Request, endpoint: str) -> tuple[Call, dict[str, Any]]:
         rid = request.state.request_id = request_id_of(request)
         request_id_var.set(rid)
-        who = self.keys.authenticate(credential(request))
+        who = self.keys.authenticate_headers(request.headers)
         body = parse_json_object(await read_body(request, self.max_body_bytes))
         runtime = self.runtime
         headers = {k: v for k, v in request.headers.items() if k.startswith("x-")}
         return Call(rid, who, endpoint, runtime, runtime.enter(), headers), body
 
     def route(self, call: Call, model: str, body: dict[str, Any]) -> list[Target]:
-        allowed = getattr(call.who, "models", None)
-        if allowed and model not in allowed:
+        allowed = call.who.models
+        if not call.who.may_use(model):
             raise PermissionDeniedError(
                 f"your key may not use `{model}`; allowed: {', '.join(sorted(allowed))}",
                 param="model",
@@ -206,12 +206,3 @@ class Gateway:
             target.public_model, int(time.time() * 1000)
         )
         return found.cost(Usage.from_openai(usage)) if found else None
-
-
-def credential(request: Request) -> str | None:
-    """``Authorization: Bearer`` (OpenAI SDKs) or ``x-api-key`` (Anthropic SDKs)."""
-    authorization = request.headers.get("authorization")
-    if authorization:
-        return authorization
-    key = request.headers.get("x-api-key")
-    return f"Bearer {key}" if key else None

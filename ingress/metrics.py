@@ -55,6 +55,11 @@ class LiveState(Collector):
         yield GaugeMetricFamily(
             "tollgate_events_dropped", "Events dropped (queue full)", value=events.get("dropped", 0)
         )
+        yield GaugeMetricFamily(
+            "tollgate_event_spool_bytes",
+            "Bytes of events waiting in the disk spool",
+            value=events.get("spooled_bytes", 0),
+        )
 
 
 class Metrics:

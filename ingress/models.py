@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ingress.errors import ModelNotFoundError
-from ingress.gateway import Gateway, credential, request_id_of
+from ingress.gateway import Gateway, request_id_of
 
 CREATED = 1_700_000_000  # OpenAI's schema wants a creation time; ours is not meaningful
 
@@ -22,10 +22,9 @@ class ModelsService:
 
     def _visible(self, request: Request) -> list[str]:
         request.state.request_id = request_id_of(request)
-        who = self.gw.keys.authenticate(credential(request))
+        who = self.gw.keys.authenticate_headers(request.headers)
         names = self.gw.runtime.router.public_models()
-        allowed = getattr(who, "models", None)
-        return [n for n in names if n in allowed] if allowed else names
+        return [n for n in names if who.may_use(n)]
 
     async def list(self, request: Request) -> Response:
         data = [_model(name) for name in self._visible(request)]
