@@ -84,7 +84,6 @@ class UnsupportedError(Exception):
     """The vendor has no equivalent for what was asked (e.g. embeddings on Anthropic)."""
 
 
-
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Retry-After in seconds (delta form; the HTTP-date form is rare for APIs), or the
     ``retry-after-ms`` header OpenAI also sends."""
