@@ -56,7 +56,7 @@ async def embeddings(
 ) -> Json:
     payload = await _answer(adapter, transport, adapter.embeddings_call(body, upstream_model))
     try:
-        return adapter.embeddings_result(payload, public_model)
+        return adapter.embeddings_result(payload, public_model, body)
     except (ValueError, KeyError, TypeError) as exc:
         raise _unreadable(transport, exc) from exc
 

@@ -91,7 +91,7 @@ class AnthropicAdapter:
     def embeddings_call(self, body: Json, upstream_model: str) -> UpstreamCall:
         raise UnsupportedError("Anthropic has no embeddings API; route embeddings elsewhere")
 
-    def embeddings_result(self, payload: bytes, public_model: str) -> Json:
+    def embeddings_result(self, payload: bytes, public_model: str, request: Json) -> Json:
         raise UnsupportedError("Anthropic has no embeddings API")
 
     def health_call(self) -> UpstreamCall | None:

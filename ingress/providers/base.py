@@ -73,7 +73,10 @@ class Adapter(Protocol):
 
     def embeddings_call(self, body: Json, upstream_model: str) -> UpstreamCall: ...
 
-    def embeddings_result(self, payload: bytes, public_model: str) -> Json: ...
+    def embeddings_result(self, payload: bytes, public_model: str, request: Json) -> Json:
+        """The vendor's embeddings as OpenAI's list; ``request`` is the canonical body asked
+        (some answers need it: encoding, token estimates)."""
+        ...
 
     def health_call(self) -> UpstreamCall | None:
         """A cheap request that proves the endpoint is up (None: use a tiny chat call)."""

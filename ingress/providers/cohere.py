@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Mapping
-from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -51,7 +50,6 @@ DEFAULT_INPUT_TYPE = "search_document"
 
 # The embed answer cannot say which encoding the caller asked for: the call leaves it here
 # for the result, in the same asyncio task.
-_BASE64: ContextVar[bool] = ContextVar("cohere_base64", default=False)
 
 
 class CohereAdapter:
@@ -131,10 +129,9 @@ class CohereAdapter:
         }
         if body.get("dimensions") is not None:
             out["output_dimension"] = body["dimensions"]  # embed-v4 and later: 256 to 1536
-        _BASE64.set(fmt == "base64")
         return UpstreamCall(f"{self.base}/v2/embed", orjson.dumps(out), self.headers)
 
-    def embeddings_result(self, payload: bytes, public_model: str) -> Json:
+    def embeddings_result(self, payload: bytes, public_model: str, request: Json) -> Json:
         answer = orjson.loads(payload)
         vectors = (answer.get("embeddings") or {}) if isinstance(answer, dict) else {}
         if not isinstance(vectors, dict) or not isinstance(vectors.get("float"), list):
@@ -142,7 +139,7 @@ class CohereAdapter:
         tokens = int(
             ((answer.get("meta") or {}).get("billed_units") or {}).get("input_tokens") or 0
         )
-        as_base64 = _BASE64.get()
+        as_base64 = request.get("encoding_format") == "base64"
         data = [
             {
                 "object": "embedding",

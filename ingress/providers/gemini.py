@@ -18,7 +18,6 @@ import hashlib
 import mimetypes
 import struct
 from collections.abc import Iterable, Mapping
-from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -52,10 +51,6 @@ UNSUPPORTED = {
 THINKING_BUDGETS = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 THINKING_LEVELS = {"minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
-
-# batchEmbedContents reports no usage and the answer cannot say how it was asked: the call
-# leaves its token estimate and encoding here for the result, in the same asyncio task.
-_EMBEDDING: ContextVar[tuple[int, bool]] = ContextVar("gemini_embedding", default=(0, False))
 
 
 class GeminiAdapter:
@@ -103,20 +98,20 @@ class GeminiAdapter:
 
     def embeddings_call(self, body: Json, upstream_model: str) -> UpstreamCall:
         texts = embedding_texts(body)
-        as_base64 = encoding_is_base64(body)
+        encoding_is_base64(body)  # refuses an encoding it cannot give, before the call
         request: Json = {"model": model_name(upstream_model)}
         if body.get("dimensions") is not None:
             request["outputDimensionality"] = body["dimensions"]
         requests = [{**request, "content": {"parts": [{"text": text}]}} for text in texts]
-        _EMBEDDING.set((sum(count_text(text, upstream_model) for text in texts), as_base64))
         payload = orjson.dumps({"requests": requests})
         return UpstreamCall(self.url(upstream_model, "batchEmbedContents"), payload, self.headers)
 
-    def embeddings_result(self, payload: bytes, public_model: str) -> Json:
+    def embeddings_result(self, payload: bytes, public_model: str, request: Json) -> Json:
         answer = orjson.loads(payload)
         if not isinstance(answer, dict) or not isinstance(answer.get("embeddings"), list):
             raise ValueError("the answer is not a BatchEmbedContentsResponse")
-        tokens, as_base64 = _EMBEDDING.get()
+        tokens = sum(count_text(text, public_model) for text in embedding_texts(request))
+        as_base64 = encoding_is_base64(request)
         vectors = [item["values"] for item in answer["embeddings"]]
         return embedding_list(vectors, public_model, tokens, as_base64)
 

@@ -62,7 +62,7 @@ class OpenAIAdapter:
         payload = orjson.dumps({**body, "model": upstream_model})
         return UpstreamCall(self.embeddings_url(upstream_model), payload, self.headers)
 
-    def embeddings_result(self, payload: bytes, public_model: str) -> Json:
+    def embeddings_result(self, payload: bytes, public_model: str, request: Json) -> Json:
         parsed = orjson.loads(payload)
         if not isinstance(parsed, dict) or "data" not in parsed:
             raise ValueError("the answer is not an embeddings list")

@@ -339,9 +339,8 @@ def test_failures_read_cohere_error_bodies() -> None:
 
 def test_embeddings_request_and_openai_answer() -> None:
     cohere = adapter()
-    call = cohere.embeddings_call(
-        {"model": "e", "input": ["hello", "goodbye"], "dimensions": 512}, "embed-v4.0"
-    )
+    body = {"model": "e", "input": ["hello", "goodbye"], "dimensions": 512}
+    call = cohere.embeddings_call(body, "embed-v4.0")
     assert call.url == "https://api.cohere.com/v2/embed"
     assert orjson.loads(call.body) == {
         "model": "embed-v4.0",
@@ -352,13 +351,14 @@ def test_embeddings_request_and_openai_answer() -> None:
     }
     query = cohere.embeddings_call({"model": "e", "input": "q", "input_type": "search_query"}, "m")
     assert orjson.loads(query.body)["input_type"] == "search_query"
-    answer = cohere.embeddings_result(fixture("embed.json"), "my-embed")
+    answer = cohere.embeddings_result(fixture("embed.json"), "my-embed", body)
     assert answer["object"] == "list" and answer["model"] == "my-embed"
     assert [d["index"] for d in answer["data"]] == [0, 1]
     assert answer["data"][0]["embedding"] == [0.016296387, -0.008354187, -0.04699707]
     assert answer["usage"] == {"prompt_tokens": 2, "total_tokens": 2}
-    cohere.embeddings_call({"model": "e", "input": "x", "encoding_format": "base64"}, "m")
-    packed = cohere.embeddings_result(fixture("embed.json"), "e")["data"][1]["embedding"]
+    as_base64 = {"model": "e", "input": "x", "encoding_format": "base64"}
+    cohere.embeddings_call(as_base64, "m")
+    packed = cohere.embeddings_result(fixture("embed.json"), "e", as_base64)["data"][1]["embedding"]
     assert struct.unpack("<3f", base64.b64decode(packed)) == pytest.approx(
         [-0.0423584, 0.0159302, 0.0105286]
     )

@@ -475,10 +475,8 @@ def test_embeddings_batch_request_and_openai_answer() -> None:
         ]
     }  # fmt: skip
     payload = orjson.dumps({"embeddings": [{"values": [0.5, -0.25]}, {"values": [1.0, 0.0]}]})
-    answer = gemini.embeddings_result(payload, "embed")
-    estimate = count_text("hello", "gemini-embedding-001") + count_text(
-        "good bye", "gemini-embedding-001"
-    )
+    answer = gemini.embeddings_result(payload, "embed", body)
+    estimate = count_text("hello", "embed") + count_text("good bye", "embed")
     assert answer == {
         "object": "list",
         "data": [
@@ -488,8 +486,9 @@ def test_embeddings_batch_request_and_openai_answer() -> None:
         "model": "embed",
         "usage": {"prompt_tokens": estimate, "total_tokens": estimate},
     }
-    gemini.embeddings_call({"model": "e", "input": "x", "encoding_format": "base64"}, "g")
-    packed = gemini.embeddings_result(payload, "e")["data"][0]["embedding"]
+    as_base64 = {"model": "e", "input": "x", "encoding_format": "base64"}
+    gemini.embeddings_call(as_base64, "g")
+    packed = gemini.embeddings_result(payload, "e", as_base64)["data"][0]["embedding"]
     assert struct.unpack("<2f", base64.b64decode(packed)) == (0.5, -0.25)
     with pytest.raises(UnsupportedError, match="text"):
         gemini.embeddings_call({"model": "e", "input": [[1, 2, 3]]}, "g")
