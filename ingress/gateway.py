@@ -201,8 +201,7 @@ class Gateway:
     def _cost(self, target: Target, usage: dict[str, Any] | None) -> Any:
         if not usage:
             return None
-        book = self.runtime.prices
-        found = book.lookup(target.upstream_model, int(time.time() * 1000)) or book.lookup(
-            target.public_model, int(time.time() * 1000)
+        found = self.runtime.price_today(target.upstream_model) or self.runtime.price_today(
+            target.public_model
         )
         return found.cost(Usage.from_openai(usage)) if found else None

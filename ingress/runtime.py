@@ -6,13 +6,14 @@ them is done (so a reload drops nothing)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from ingress.dispatch import Dispatcher, Observer
 from ingress.routing.deployments import LiveDeployment, LiveProvider, build_deployments
 from ingress.routing.router import Router
 from schemas.config import TollgateConfig
-from schemas.pricing import PriceBook, build_price_book
+from schemas.pricing import Price, PriceBook, build_price_book
 
 
 class Runtime:
@@ -28,9 +29,21 @@ class Runtime:
         )
         self.router = Router(config.routing, self.deployments, self.prices)
         self.dispatcher = Dispatcher(config.resilience.retries, observe)
+        self._prices_today: dict[tuple[str, int], Price | None] = {}
         self._active = 0
         self._retired = False
         self._closed = asyncio.Event()
+
+    def price_today(self, model: str) -> Price | None:
+        """The price book's answer for ``model`` today, memoised per day (a lookup walks
+        wildcard patterns; the hot path asks the same few models again and again)."""
+        day = int(time.time() // 86_400)
+        key = (model, day)
+        if key not in self._prices_today:
+            if len(self._prices_today) > 4096:
+                self._prices_today.clear()
+            self._prices_today[key] = self.prices.lookup(model, int(time.time() * 1000))
+        return self._prices_today[key]
 
     def enter(self) -> Callable[[], None]:
         """Count a request in; call what it returns when the request is done."""
