@@ -14,7 +14,8 @@ import pytest
 from infra.fake_upstream.server import BackgroundFakeUpstream
 from ingress.exchange import ProviderFailure
 from ingress.providers.base import Json, UnsupportedError
-from ingress.providers.gemini import GeminiAdapter, GeminiStream, call_id
+from ingress.providers.gemini import GeminiAdapter, GeminiStream
+from ingress.providers.gemini_answer import call_id
 from schemas.routing_config import ProviderSettings
 from schemas.tokens import count_text
 from tests.ingress.providers.conftest import (
