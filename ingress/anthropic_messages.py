@@ -123,16 +123,8 @@ class MessagesService:
                 yield events.error(exc.failure.message)
             finally:
                 stream.close()
-                self.gw.completed(
-                    call,
-                    target,
-                    attempts,
-                    outputs=seen.outputs(),
-                    finish_reason=seen.finish_reason,
-                    usage=seen.usage,
-                    status=status,
-                    ttft_ms=ttft,
-                    disconnected=left,
+                self.gw.stream_ended(
+                    call, target, attempts, seen, status=status, ttft_ms=ttft, disconnected=left
                 )
                 call.done()
 

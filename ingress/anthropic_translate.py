@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from ingress.errors import InvalidRequestError
+from ingress.providers.anthropic import tool_use_block
 
 Json = dict[str, Any]
 STOP_REASON = {
@@ -155,20 +156,7 @@ def to_anthropic_message(answer: Json, model: str) -> Json:
     blocks: list[Json] = []
     if message.get("content"):
         blocks.append({"type": "text", "text": message["content"]})
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") or {}
-        try:
-            arguments = orjson.loads(function.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            arguments = {}
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": call.get("id"),
-                "name": function.get("name"),
-                "input": arguments,
-            }
-        )
+    blocks.extend(tool_use_block(call) for call in message.get("tool_calls") or ())
     return {
         "id": answer.get("id") or "msg_tollgate",
         "type": "message",

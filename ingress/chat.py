@@ -125,15 +125,7 @@ class ChatService:
             yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
         finally:
             stream.close()
-            self.gw.completed(
-                call,
-                target,
-                attempts,
-                outputs=seen.outputs(),
-                finish_reason=seen.finish_reason or ("error" if status != 200 else None),
-                usage=seen.usage,
-                status=status,
-                ttft_ms=ttft_ms,
-                disconnected=left,
+            self.gw.stream_ended(
+                call, target, attempts, seen, status=status, ttft_ms=ttft_ms, disconnected=left
             )
             call.done()

@@ -21,6 +21,7 @@ from ingress.metrics import Metrics
 from ingress.publisher import EventPublisher
 from ingress.routing.router import RouteContext, Target
 from ingress.runtime import Runtime
+from ingress.stream_outputs import StreamOutputs
 from ingress.validation import parse_json_object
 from schemas.events import RequestReceived, ResponseCompleted, ResponseFailed, Usage, new_event_id
 from schemas.topics import REQUESTS
@@ -171,6 +172,30 @@ class Gateway:
         if disconnected:
             m.disconnects.labels(target.public_model).inc()
         m.usage(target.public_model, usage, self._cost(target, usage))
+
+    def stream_ended(
+        self,
+        call: Call,
+        target: Target,
+        attempts: list[dict[str, Any]],
+        seen: StreamOutputs,
+        *,
+        status: int,
+        ttft_ms: float,
+        disconnected: bool,
+    ) -> None:
+        """A relayed stream is over: finished, broken by the provider, or left by the client."""
+        self.completed(
+            call,
+            target,
+            attempts,
+            outputs=seen.outputs(),
+            finish_reason=seen.finish_reason or ("error" if status != 200 else None),
+            usage=seen.usage,
+            status=status,
+            ttft_ms=ttft_ms,
+            disconnected=disconnected,
+        )
 
     def failed(self, call: Call, error: GatewayError) -> None:
         label = call.model if call.runtime.router.serves(call.model) else "unknown"

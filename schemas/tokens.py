@@ -113,7 +113,7 @@ def count_text(text: str, model: str) -> int:
     return len(encoding_for_model(model).encode(text, disallowed_special=()))
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
     """Text of a message's content: a string or OpenAI content parts (text parts only)."""
     if content is None:
         return ""
@@ -138,7 +138,7 @@ def count_chat_prompt(messages: Iterable[Mapping[str, Any]], model: str) -> int:
             value = message.get(field)
             if value is None:
                 continue
-            text = _content_text(value) if field == "content" else str(value)
+            text = content_text(value) if field == "content" else str(value)
             total += len(enc.encode(text, disallowed_special=()))
             if field == "name":
                 total += TOKENS_PER_NAME

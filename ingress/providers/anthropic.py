@@ -191,21 +191,23 @@ def _user_blocks(content: Any) -> list[Json]:
 def _assistant_blocks(msg: Json) -> list[Json]:
     text = canonical.text_of(msg.get("content"))
     blocks: list[Json] = [{"type": "text", "text": text}] if text else []
-    for call in msg.get("tool_calls") or ():
-        function = call.get("function") or {}
-        try:
-            arguments = orjson.loads(function.get("arguments") or "{}")
-        except orjson.JSONDecodeError:
-            arguments = {}
-        blocks.append(
-            {
-                "type": "tool_use",
-                "id": call.get("id"),
-                "name": function.get("name"),
-                "input": arguments,
-            }
-        )
+    blocks.extend(tool_use_block(call) for call in msg.get("tool_calls") or ())
     return blocks
+
+
+def tool_use_block(call: Json) -> Json:
+    """An OpenAI tool call as Anthropic's ``tool_use`` block (arguments parsed to JSON)."""
+    function = call.get("function") or {}
+    try:
+        arguments = orjson.loads(function.get("arguments") or "{}")
+    except orjson.JSONDecodeError:
+        arguments = {}
+    return {
+        "type": "tool_use",
+        "id": call.get("id"),
+        "name": function.get("name"),
+        "input": arguments,
+    }
 
 
 def _tools(body: Json, out: Json) -> None:

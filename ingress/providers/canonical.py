@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from ingress.providers.base import Json
+from schemas.tokens import content_text
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^,]*)?;base64,(?P<data>.*)$", re.S)
 
@@ -110,15 +111,7 @@ class ChunkMaker:
 
 def text_of(content: Any) -> str:
     """A message's text: the string, or its text parts joined."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            part.get("text", "")
-            for part in content
-            if isinstance(part, dict) and part.get("type") in ("text", "input_text")
-        )
-    return ""
+    return content_text(content) if isinstance(content, str | list) else ""
 
 
 def data_url(url: str) -> tuple[str, str] | None:
