@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from ingress.errors import (
     GatewayError,
     InvalidRequestError,
+    ModelNotFoundError,
     OverloadedError,
     RateLimitError,
     UpstreamError,
@@ -137,6 +138,11 @@ def _client_error(failure: Failure, target: Target, attempts: list[Attempt]) -> 
         error: GatewayError = UpstreamError(
             f"{where} rejected the gateway's provider credentials ({failure.status}:"
             f" {failure.message}); ask your Tollgate admin to check the provider key"
+        )
+    elif failure.status == 404 and target.deployment.settings.model == "*":
+        error = ModelNotFoundError(  # a wildcard passes the caller's name on: theirs to fix
+            f"the model `{target.upstream_model}` does not exist upstream ({failure.message})",
+            param="model",
         )
     elif failure.status == 404:
         error = UpstreamError(

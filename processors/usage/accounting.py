@@ -39,7 +39,11 @@ def record_usage(
     response: ResponseCompleted, counted_prompt_tokens: int | None, prices: PriceBook
 ) -> UsageRecorded:
     usage, source = usage_of(response, counted_prompt_tokens)
-    price = prices.lookup(response.model, response.ts)
+    # what was served decides the price (an Azure deployment or a Bedrock id may be priced
+    # apart from the public name); the public name is the fallback
+    price = (
+        prices.lookup(response.upstream_model, response.ts) if response.upstream_model else None
+    ) or prices.lookup(response.model, response.ts)
     cost = price.cost(usage) if price else Decimal(0)
     return UsageRecorded(
         id=usage_event_id(response.request_id),

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from ingress.dispatch import Dispatcher
-from ingress.errors import InvalidRequestError, OverloadedError, RateLimitError, UpstreamError
+from ingress.errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    OverloadedError,
+    RateLimitError,
+    UpstreamError,
+)
 from ingress.exchange import ProviderFailure
 from ingress.providers.base import Failure
 from ingress.resilience.backoff import delay
@@ -157,3 +163,15 @@ async def test_open_breakers_are_skipped_then_503() -> None:
     with pytest.raises(OverloadedError) as caught:
         await Dispatcher(FAST).run(plan, attempt)
     assert calls == [] and int(caught.value.headers["retry-after"]) > 0
+
+
+async def test_upstream_404_is_the_callers_on_a_wildcard_and_the_admins_otherwise() -> None:
+    wildcard = make_router([{"model": "*", "provider": "local"}]).plan(
+        "llama-typo", RouteContext("t", {}, {})
+    )
+    attempt, _ = script({"local/*": [fail(404)]})
+    with pytest.raises(ModelNotFoundError):
+        await Dispatcher(FAST).run(wildcard, attempt)
+    attempt, _ = script({"p0/m": [fail(404)], "p1/m": []})
+    with pytest.raises(UpstreamError, match="upstream_model"):
+        await Dispatcher(FAST).run(targets(), attempt)
