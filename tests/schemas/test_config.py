@@ -47,3 +47,12 @@ def test_missing_variable_says_what_to_do(tmp_path: Path) -> None:
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_the_demo_config_is_valid_and_covers_every_provider_kind() -> None:
+    from infra.cli import DEMO_CONFIG
+
+    config = load_config(DEMO_CONFIG, env={})
+    kinds = {p.kind for p in config.providers.values()}
+    assert kinds >= {"openai", "azure", "anthropic", "gemini", "bedrock", "mistral", "cohere"}
+    assert config.admin.digest is not None
