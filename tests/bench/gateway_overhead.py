@@ -51,10 +51,18 @@ def _load_entry(
     return result.summary()
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu_s(group: int) -> float:
+    """User + system CPU seconds so far of every live process in a process group (a stage
+    is spawned as its own group: with workers, the supervisor and its children)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == group:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -71,6 +79,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--upstream-ttft-ms", type=float, default=0.0)
+    parser.add_argument("--workers", type=int, default=1, help="ingress worker processes")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
     processes: list[subprocess.Popen[bytes]] = []
@@ -83,6 +92,7 @@ def main() -> None:
                 args.concurrency,
                 args.seconds,
                 args.upstream_ttft_ms,
+                args.workers,
             )
         finally:
             for process in reversed(processes):
@@ -96,6 +106,7 @@ def _compare(  # noqa: PLR0917
     concurrency: int,
     seconds: float,
     ttft_ms: float,
+    workers: int = 1,
 ) -> None:
     """Start upstream and ingress, then drive both with the same load, one after the other."""
     fault = {"x-fake-ttft-ms": str(ttft_ms)} if ttft_ms else {}
@@ -104,6 +115,7 @@ def _compare(  # noqa: PLR0917
         home / "gw",
         bootstrap,
         fake_upstream={"port": port},
+        ingress={"workers": workers},
         providers={
             "fake": {"kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "headers": fault}
         },
@@ -141,6 +153,7 @@ def _compare(  # noqa: PLR0917
     gateway["server_cpu_us_per_request"] = _per_request(_cpu_s(ingress_pid) - cpu, gateway)
     report = {
         "upstream_ttft_ms": ttft_ms,
+        "ingress_workers": workers,
         "concurrency": concurrency,
         "direct": direct,
         "tollgate": gateway,
