@@ -88,7 +88,14 @@ def create_app(config: TollgateConfig, config_path: Path | None = None, worker: 
             await gateway.runtime.close()
 
     app = FastAPI(
-        title="Tollgate", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="Tollgate",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # /metrics is Prometheus, owned here; FastAPI's own OpenTelemetry layer costs CPU on
+        # every request for nothing unless someone configures an exporter
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_handlers(app)
     app.router.routes.extend(

@@ -23,7 +23,7 @@ from ingress.routing.router import RouteContext, Target
 from ingress.runtime import Runtime
 from ingress.stream_outputs import StreamOutputs
 from ingress.validation import parse_json_object
-from schemas.events import RequestReceived, ResponseCompleted, ResponseFailed, Usage, new_event_id
+from schemas.events import RequestReceived, ResponseCompleted, ResponseFailed, new_event_id
 from schemas.topics import REQUESTS
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -165,13 +165,18 @@ class Gateway:
             ),
         )
         m = self.metrics
-        m.requests.labels(call.endpoint, target.public_model, str(status)).inc()
-        m.latency.labels(call.endpoint, provider).observe(latency / 1000)
+        m.child(m.requests, call.endpoint, target.public_model, str(status)).inc()
+        m.child(m.latency, call.endpoint, provider).observe(latency / 1000)
         if ttft_ms is not None:
-            m.ttft.labels(provider).observe(ttft_ms / 1000)
+            m.child(m.ttft, provider).observe(ttft_ms / 1000)
         if disconnected:
-            m.disconnects.labels(target.public_model).inc()
-        m.usage(target.public_model, usage, self._cost(target, usage))
+            m.child(m.disconnects, target.public_model).inc()
+        if usage:
+            runtime = call.runtime
+            price = runtime.price_today(target.upstream_model) or runtime.price_today(
+                target.public_model
+            )
+            m.usage(target.public_model, usage, price)
 
     def stream_ended(
         self,
@@ -222,11 +227,3 @@ class Gateway:
                 attempts=error.attempts,
             ),
         )
-
-    def _cost(self, target: Target, usage: dict[str, Any] | None) -> Any:
-        if not usage:
-            return None
-        found = self.runtime.price_today(target.upstream_model) or self.runtime.price_today(
-            target.public_model
-        )
-        return found.cost(Usage.from_openai(usage)) if found else None

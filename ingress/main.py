@@ -49,6 +49,7 @@ def serve(config: TollgateConfig, config_path: Path | None, worker: int = 0) -> 
             http="httptools",
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # clients reach the ingress directly; no X-Forwarded-* trust
             timeout_graceful_shutdown=15,
         )
     )

@@ -8,7 +8,7 @@ event backlog) are read at scrape time, not pushed on every request.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from ingress.resilience.breaker import BreakerState
 from ingress.routing.deployments import LiveDeployment
+from schemas.pricing import Price
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
@@ -104,9 +105,18 @@ class Metrics:
         self.rate_limited = Counter(
             "tollgate_rate_limit_rejections", "Requests answered 429", ["reason"], registry=r
         )
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.disconnects = Counter(
             "tollgate_client_disconnects", "Streams the client left early", ["model"], registry=r
         )
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, memoised: the hot path asks for the same few series."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def watch(self, state: LiveState) -> None:
         self.registry.register(state)
@@ -120,16 +130,29 @@ class Metrics:
         if counter is not None:
             counter.labels(deployment).inc()
 
-    def usage(self, model: str, usage: dict[str, Any] | None, cost: Decimal | None) -> None:
+    def usage(self, model: str, usage: dict[str, Any] | None, price: Price | None) -> None:
+        """Tokens, and cost in float (a gauge of money, not the books: those are Decimal in
+        the processors and ClickHouse)."""
         if not usage:
             return
-        self.tokens.labels(model, "prompt").inc(usage.get("prompt_tokens") or 0)
-        self.tokens.labels(model, "completion").inc(usage.get("completion_tokens") or 0)
+        prompt = usage.get("prompt_tokens") or 0
+        completion = usage.get("completion_tokens") or 0
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        self.child(self.tokens, model, "prompt").inc(prompt)
+        self.child(self.tokens, model, "completion").inc(completion)
         if cached:
-            self.tokens.labels(model, "cached").inc(cached)
-        if cost:
-            self.cost.labels(model).inc(float(cost))
+            self.child(self.tokens, model, "cached").inc(cached)
+        if price is not None:
+            rates = _float_rates(price)
+            cost = (prompt - cached) * rates[0] + cached * rates[1] + completion * rates[2]
+            self.child(self.cost, model).inc(cost / 1_000_000)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+@lru_cache(maxsize=1024)
+def _float_rates(price: Price) -> tuple[float, float, float]:
+    """Input, cached-input and output rates per 1M tokens, as floats, once per price."""
+    cached = price.input if price.cached_input is None else price.cached_input
+    return float(price.input), float(cached), float(price.output)
