@@ -148,9 +148,7 @@ def to_messages_request(body: Json, model: str, stream: bool) -> Json:
         out["system"] = "\n\n".join(system)
     if stream:
         out["stream"] = True
-    for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p")):
-        if body.get(ours) is not None:
-            out[theirs] = body[ours]
+    canonical.copy_params(body, out, (("temperature", "temperature"), ("top_p", "top_p")))
     if body.get("stop") is not None:
         out["stop_sequences"] = canonical.stops(body["stop"])
     if isinstance(body.get("user"), str):

@@ -105,6 +105,15 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+def bearer_headers(settings: ProviderSettings) -> dict[str, str]:
+    """JSON content type, the provider's extra headers, and its key as a Bearer token."""
+    headers = {"content-type": "application/json", **settings.headers}
+    key = settings_secret(settings, "api_key")
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    return headers
+
+
 def settings_secret(settings: ProviderSettings, name: str) -> str | None:
     secret = getattr(settings, name)
     return secret.get_secret_value() if secret is not None else None

@@ -122,6 +122,13 @@ def data_url(url: str) -> tuple[str, str] | None:
     return match.group("mime") or "application/octet-stream", match.group("data")
 
 
+def copy_params(body: Json, out: Json, names: tuple[tuple[str, str], ...]) -> None:
+    """Copy the parameters the caller set, renamed: (OpenAI name, vendor name) pairs."""
+    for ours, theirs in names:
+        if body.get(ours) is not None:
+            out[theirs] = body[ours]
+
+
 def stops(stop: Any) -> list[str]:
     if stop is None:
         return []

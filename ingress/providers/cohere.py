@@ -23,8 +23,8 @@ from ingress.providers.base import (
     Json,
     UnsupportedError,
     UpstreamCall,
+    bearer_headers,
     retry_after,
-    settings_secret,
 )
 from ingress.providers.sse import SseEvent, SseParser
 from schemas.routing_config import ProviderSettings
@@ -48,19 +48,13 @@ THINKING_BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
 MAX_TEXTS = 96  # per /v2/embed call
 DEFAULT_INPUT_TYPE = "search_document"
 
-# The embed answer cannot say which encoding the caller asked for: the call leaves it here
-# for the result, in the same asyncio task.
-
 
 class CohereAdapter:
     kind = "cohere"
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.base = settings.endpoint()
-        self.headers = {"content-type": "application/json", **settings.headers}
-        key = settings_secret(settings, "api_key")
-        if key:
-            self.headers["authorization"] = f"Bearer {key}"
+        self.headers = bearer_headers(settings)
 
     def chat_call(self, body: Json, upstream_model: str, stream: bool) -> UpstreamCall:
         payload = orjson.dumps(to_cohere_request(body, upstream_model, stream))
@@ -194,14 +188,16 @@ def to_cohere_request(body: Json, model: str, stream: bool) -> Json:
         "messages": [_message(msg) for msg in body["messages"]],
         "stream": stream,
     }
-    for ours, theirs in (
-        ("temperature", "temperature"),
-        ("seed", "seed"),
-        ("presence_penalty", "presence_penalty"),
-        ("frequency_penalty", "frequency_penalty"),
-    ):
-        if body.get(ours) is not None:
-            out[theirs] = body[ours]
+    canonical.copy_params(
+        body,
+        out,
+        (
+            ("temperature", "temperature"),
+            ("seed", "seed"),
+            ("presence_penalty", "presence_penalty"),
+            ("frequency_penalty", "frequency_penalty"),
+        ),
+    )
     if body.get("top_p") is not None:
         out["p"] = min(max(body["top_p"], 0.01), 0.99)  # Cohere's bounds; 1 ≈ 0.99
     budget = canonical.max_output_tokens(body)

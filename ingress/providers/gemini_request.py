@@ -167,15 +167,17 @@ def _function_response(msg: Json, names: dict[str, str]) -> Json:
 
 def _generation_config(body: Json, model: str) -> Json:
     config: Json = {}
-    for ours, theirs in (
-        ("temperature", "temperature"),
-        ("top_p", "topP"),
-        ("seed", "seed"),
-        ("presence_penalty", "presencePenalty"),
-        ("frequency_penalty", "frequencyPenalty"),
-    ):
-        if body.get(ours) is not None:
-            config[theirs] = body[ours]
+    canonical.copy_params(
+        body,
+        config,
+        (
+            ("temperature", "temperature"),
+            ("top_p", "topP"),
+            ("seed", "seed"),
+            ("presence_penalty", "presencePenalty"),
+            ("frequency_penalty", "frequencyPenalty"),
+        ),
+    )
     if (body.get("n") or 1) > 1:
         config["candidateCount"] = body["n"]
     budget = canonical.max_output_tokens(body)

@@ -12,7 +12,13 @@ from typing import Any
 
 import orjson
 
-from ingress.providers.base import Failure, Json, UpstreamCall, retry_after, settings_secret
+from ingress.providers.base import (
+    Failure,
+    Json,
+    UpstreamCall,
+    bearer_headers,
+    retry_after,
+)
 from ingress.providers.sse import SseParser
 from schemas.routing_config import ProviderSettings
 
@@ -22,10 +28,7 @@ class OpenAIAdapter:
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.base = settings.endpoint()
-        self.headers = {"content-type": "application/json", **settings.headers}
-        key = settings_secret(settings, "api_key")
-        if key:
-            self.headers["authorization"] = f"Bearer {key}"
+        self.headers = bearer_headers(settings)
 
     def chat_url(self, upstream_model: str) -> str:
         return f"{self.base}/chat/completions"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -72,6 +73,18 @@ def streamed_text(chunks: list[Json], index: int = 0) -> str:
 def streamed_usage(chunks: list[Json]) -> Json | None:
     usages = [chunk["usage"] for chunk in chunks if chunk.get("usage")]
     return usages[-1] if usages else None
+
+
+def feed_in_slices(decoder: Any, data: bytes, sizes: tuple[int, ...]) -> list[Json]:
+    """Feed a stream decoder ``data`` cut in slices of the given sizes, cycled, then close."""
+    chunks: list[Json] = []
+    at = 0
+    for size in itertools.cycle(sizes):
+        if at >= len(data):
+            break
+        chunks += decoder.feed(data[at : at + size])
+        at += size
+    return chunks + decoder.close()
 
 
 async def script_fault(fake: BackgroundFakeUpstream, **spec: Any) -> None:

@@ -4,7 +4,6 @@ the event stream in awkward slices, errors, Titan embeddings; then against the f
 from __future__ import annotations
 
 import base64
-import itertools
 import re
 import struct
 import time
@@ -24,9 +23,9 @@ from infra.fake_upstream.server import BackgroundFakeUpstream
 from ingress.exchange import ProviderFailure
 from ingress.providers.base import Json, UnsupportedError, UpstreamCall
 from ingress.providers.bedrock import BedrockAdapter
-from ingress.providers.bedrock_response import BedrockStream
 from schemas.routing_config import ProviderSettings
 from tests.ingress.providers.conftest import (
+    feed_in_slices,
     last_request,
     script_fault,
     streamed_text,
@@ -89,17 +88,6 @@ def recomputed_signature(call: UpstreamCall, secret: str, token: str | None = No
 
 def encode(events: list[Any]) -> bytes:
     return b"".join(eventstream.event(name, payload) for name, payload in events)
-
-
-def feed_in_slices(decoder: BedrockStream, data: bytes, sizes: tuple[int, ...]) -> list[Json]:
-    chunks: list[Json] = []
-    at = 0
-    for size in itertools.cycle(sizes):
-        if at >= len(data):
-            break
-        chunks += decoder.feed(data[at : at + size])
-        at += size
-    return chunks + decoder.close()
 
 
 def tool_deltas(chunks: list[Json]) -> list[Json]:

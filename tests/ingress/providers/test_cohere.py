@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import struct
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,10 @@ import pytest
 from infra.fake_upstream.server import BackgroundFakeUpstream
 from ingress.exchange import ProviderFailure
 from ingress.providers.base import Json, UnsupportedError
-from ingress.providers.cohere import CohereAdapter, CohereStream
+from ingress.providers.cohere import CohereAdapter
 from schemas.routing_config import ProviderSettings
 from tests.ingress.providers.conftest import (
+    feed_in_slices,
     last_request,
     script_fault,
     streamed_text,
@@ -54,17 +54,6 @@ def adapter() -> CohereAdapter:
 def request(body: Json, stream: bool = False) -> Json:
     call = adapter().chat_call({"model": "public", **body}, MODEL, stream)
     return dict(orjson.loads(call.body))
-
-
-def feed_in_slices(decoder: CohereStream, data: bytes, sizes: tuple[int, ...]) -> list[Json]:
-    chunks: list[Json] = []
-    at = 0
-    for size in itertools.cycle(sizes):
-        if at >= len(data):
-            break
-        chunks += decoder.feed(data[at : at + size])
-        at += size
-    return chunks + decoder.close()
 
 
 def tool_deltas(chunks: list[Json]) -> list[Json]:

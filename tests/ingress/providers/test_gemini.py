@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import itertools
 import struct
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,12 @@ import pytest
 from infra.fake_upstream.server import BackgroundFakeUpstream
 from ingress.exchange import ProviderFailure
 from ingress.providers.base import Json, UnsupportedError
-from ingress.providers.gemini import GeminiAdapter, GeminiStream
+from ingress.providers.gemini import GeminiAdapter
 from ingress.providers.gemini_answer import call_id
 from schemas.routing_config import ProviderSettings
 from schemas.tokens import count_text
 from tests.ingress.providers.conftest import (
+    feed_in_slices,
     last_request,
     script_fault,
     streamed_text,
@@ -53,18 +53,6 @@ def adapter(base_url: str = "https://generativelanguage.googleapis.com") -> Gemi
 def request(body: Json, model: str = MODEL, stream: bool = False) -> Json:
     call = adapter().chat_call({"model": "public", **body}, model, stream)
     return dict(orjson.loads(call.body))
-
-
-def feed_in_slices(decoder: GeminiStream, data: bytes, sizes: tuple[int, ...]) -> list[Json]:
-    """Feed the stream cut at awkward places (mid-line, mid-UTF-8, between CR and LF)."""
-    chunks: list[Json] = []
-    at = 0
-    for size in itertools.cycle(sizes):
-        if at >= len(data):
-            break
-        chunks += decoder.feed(data[at : at + size])
-        at += size
-    return chunks + decoder.close()
 
 
 # --- request ---------------------------------------------------------------------------
