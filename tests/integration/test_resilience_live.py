@@ -50,6 +50,10 @@ def gateway(
             "hangs": provider(fake, **{"x-fake-hang": "1"}),
             "drops": provider(fake, **{"x-fake-disconnect-after-tokens": "5"}),
             "slow": provider(fake, **{"x-fake-tokens-per-second": "40"}),
+            "crawls": {
+                **provider(fake, **{"x-fake-tokens-per-second": "2"}),
+                "timeouts": {"first_token_s": 5, "idle_s": 0.2, "total_s": 30},
+            },
         },
         deployments=[
             # gpt-4o: the primary always answers 503; the fallback model is healthy
@@ -58,6 +62,7 @@ def gateway(
             {"model": "o3-mini", "provider": "hangs"},
             {"model": "gpt-4.1", "provider": "drops"},
             {"model": "gpt-5-mini", "provider": "slow"},
+            {"model": "gpt-5", "provider": "crawls"},
         ],
         routing={"fallbacks": {"gpt-4o": ["gpt-4.1-mini"]}},
         resilience={
@@ -164,3 +169,17 @@ async def test_metrics_and_detailed_health(gateway: LiveGateway, client: openai.
     assert {d["id"] for d in health["deployments"]} >= {"down/gpt-4o", "healthy/gpt-4.1-mini"}
     assert all(d["breaker"] in ("closed", "open", "half_open") for d in health["deployments"])
     await asyncio.sleep(0)
+
+
+async def test_a_stream_that_goes_quiet_hits_the_idle_timeout(
+    gateway: LiveGateway, kafka: LocalKafka
+) -> None:
+    body = {"model": "gpt-5", "messages": MESSAGES, "stream": True, "max_tokens": 50}
+    headers = {"authorization": f"Bearer {TEST_KEY}", "x-request-id": "quiet-1"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        response = await http.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers)
+    events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    error = orjson.loads(events[-1])["error"]
+    assert error["code"] == "stream_interrupted" and "sent nothing for 0.2 s" in error["message"]
+    event = await event_of(kafka, "quiet-1", b"response.completed")
+    assert event["status"] == 504 and len(event["attempts"]) == 1
