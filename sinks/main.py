@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from schemas.config import TollgateConfig
+from sinks.alerts.consumer import AlertConsumer
 from sinks.clickhouse.client import open_client
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.writer import ClickHouseSink
@@ -38,9 +39,17 @@ async def run_sink(config: TollgateConfig) -> None:
     await runner.setup()
     await web.TCPSite(runner, config.sink.query_host, config.sink.query_port).start()
     log.info("query endpoint on http://%s:%d/query", config.sink.query_host, config.sink.query_port)
+    alerts: asyncio.Task[None] | None = None
+    if config.alerts.webhooks:
+        alerts = asyncio.create_task(AlertConsumer(config).run(stop), name="alerts")
+        # if delivery dies, the whole sink stops (and says why) rather than go on silently
+        alerts.add_done_callback(lambda _: stop.set())
     try:
         await sink.run(stop)
     finally:
+        stop.set()
         await runner.cleanup()
         await loop.run_in_executor(executor, client.close)
         executor.shutdown()
+        if alerts is not None:
+            await alerts  # re-raises a crash of the delivery, so the sink exits with it

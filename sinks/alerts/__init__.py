@@ -1,0 +1,1 @@
+"""Alerts from ``tollgate.alerts`` to webhooks (Slack-compatible JSON), with retries."""
