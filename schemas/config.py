@@ -20,6 +20,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from schemas.limits_config import (
+    AdmissionSettings,
+    AlertSettings,
+    BudgetSettings,
+    RateLimitSettings,
+)
 from schemas.pricing import Price
 from schemas.routing_config import (
     DeploymentSettings,
@@ -99,6 +105,13 @@ class ProcessorSettings(_Strict):
     app_id: str = "tollgate-processors"
     store: str = Field("rocksdb://", description="faust table store: rocksdb:// or memory://")
     web_port: int = Field(6066, ge=1, le=65535)
+    session_timeout_s: float = Field(
+        10.0,
+        ge=6,
+        le=300,
+        description="how long a dead worker holds its partitions (and freezes its budgets) "
+        "before the group moves them to a live one",
+    )
 
 
 class KeySettings(_Strict):
@@ -153,6 +166,10 @@ class TollgateConfig(_Strict):
     admin: AdminSettings = AdminSettings()
     keys: tuple[KeySettings, ...] = ()
     pricing: tuple[PriceSettings, ...] = ()
+    budgets: tuple[BudgetSettings, ...] = ()
+    rate_limits: tuple[RateLimitSettings, ...] = ()
+    admission: AdmissionSettings = AdmissionSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @model_validator(mode="before")
     @classmethod
@@ -234,6 +251,16 @@ def check_references(config: TollgateConfig) -> None:
             for d in rule.deployments
             if d not in ids
         ]
+    limits = (
+        ("budgets", [b.name for b in config.budgets]),
+        ("rate_limits", [r.name for r in config.rate_limits]),
+    )
+    for section, names in limits:
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                problems.append(f"{section}.{i}.name: `{name}` is used twice; names are ids")
+            seen.add(name)
     if problems:
         raise ValueError("; ".join(problems))
 

@@ -93,6 +93,15 @@ class RequestReceived(Event):
     model: str
     stream: bool = False
     body: dict[str, Any] = field(default_factory=dict)
+    team: str | None = None
+    user: str | None = None
+    org: str | None = None
+    deployment: str = ""
+    """The deployment routing chose first (a fallback may serve the request elsewhere)."""
+    est_usd: str = "0"
+    """The admission estimate (prompt by tiktoken plus max output, priced): the processors
+    reserve it against budgets while the request is in flight."""
+    est_tokens: int = 0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -120,6 +129,9 @@ class ResponseCompleted(Event):
     """The client went away mid-stream; ``outputs`` hold what was generated until then."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
     """Every try (deployment, status, error, latency): retries and fallbacks, in order."""
+    team: str | None = None
+    user: str | None = None
+    org: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -138,6 +150,10 @@ class ResponseFailed(Event):
     endpoint: str = "/v1/chat/completions"
     stream: bool = False
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    deployment: str = ""
+    team: str | None = None
+    user: str | None = None
+    org: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -202,6 +218,71 @@ class KeyRevoked(Event):
     key_id: str
 
 
+@dataclass(slots=True, kw_only=True)
+class MeterState(Event):
+    """One meter's state on one partition of ``tollgate.requests``, as the processors see it.
+
+    Keyed ``<meter>#<partition>`` on the compacted ``tollgate.admission`` topic: the
+    processors of each partition own their share, readers add the shares up. ``offset`` is
+    the last event of that partition applied. Which fields matter depends on ``kind``:
+    ``budget`` (period, spent, reserved), ``rate`` (this and the previous minute, in
+    flight), ``provider`` and ``spend`` (per-minute series in ``minutes``).
+    """
+
+    TYPE: ClassVar[str] = "meter.state"
+
+    meter: str
+    kind: str
+    partition: int
+    offset: int = -1
+    source_ts: int = 0
+    """``ts`` of the event at ``offset``."""
+    period_start: int = 0
+    spent_usd: str = "0"
+    tokens: int = 0
+    reserved_usd: str = "0"
+    reserved_tokens: int = 0
+    in_flight: int = 0
+    minute: int = 0
+    """Epoch minute of ``requests[0]`` and ``window_tokens[0]``; index 1 is the minute before."""
+    requests: list[int] = field(default_factory=lambda: [0, 0])
+    window_tokens: list[int] = field(default_factory=lambda: [0, 0])
+    minutes: dict[str, list[Any]] = field(default_factory=dict)
+    """Epoch minute → numbers, for series (provider health, spend per tenant)."""
+
+
+@dataclass(slots=True, kw_only=True)
+class MeterProgress(Event):
+    """A partition's processing position, sent after the meter states it covers.
+
+    Published on every flush even when idle, so it doubles as the processors' heartbeat:
+    a reader whose newest progress is old knows its view is stale.
+    """
+
+    TYPE: ClassVar[str] = "meter.progress"
+
+    partition: int
+    offset: int
+    """Every event of the partition up to here is reflected in the meter states."""
+
+
+@dataclass(slots=True, kw_only=True)
+class AlertRaised(Event):
+    """Something an operator should hear about; ``id`` is derived from what crossed what, so
+    a recomputed alert has the same id and is delivered once."""
+
+    TYPE: ClassVar[str] = "alert.raised"
+
+    kind: str
+    """budget.threshold, budget.exhausted, spend.spike, provider.error_rate, provider.latency"""
+    severity: str
+    subject: str
+    message: str
+    value: float = 0.0
+    limit: float = 0.0
+    period_start: int = 0
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -211,6 +292,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         UsageRecorded,
         KeyUpserted,
         KeyRevoked,
+        MeterState,
+        MeterProgress,
+        AlertRaised,
     )
 }
 _FIELDS: dict[type[Event], frozenset[str]] = {

@@ -19,8 +19,16 @@ class TopicSpec:
     retention_ms: int
     key: str = "tenant"
     compacted: bool = False
+    compact_every_ms: int | None = None
+    """For busy compacted topics: roll segments this often so compaction keeps up."""
 
     def configs(self) -> dict[str, str]:
+        if self.compacted and self.compact_every_ms:
+            return {
+                "cleanup.policy": "compact",
+                "segment.ms": str(self.compact_every_ms),
+                "min.cleanable.dirty.ratio": "0.1",
+            }
         if self.compacted:
             return {"cleanup.policy": "compact"}
         return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
@@ -42,4 +50,19 @@ KEYS = TopicSpec("tollgate.keys", 1, retention_ms=-1, key="key_id", compacted=Tr
 key's last state, and every ingress replica reads the whole topic into memory at start.
 One partition, so a replica's read position is one offset and "caught up" is one compare."""
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (REQUESTS, USAGE, DEAD_LETTER, KEYS)
+ADMISSION = TopicSpec(
+    "tollgate.admission",
+    1,
+    retention_ms=-1,
+    key="meter#partition",
+    compacted=True,
+    compact_every_ms=10 * 60 * 1000,
+)
+"""meter.state and meter.progress from the processors, read into memory by every ingress
+replica (admission) and by the alerting agent. One partition, so a progress record is read
+after the states it covers, and compaction keeps each meter's last state."""
+
+ALERTS = TopicSpec("tollgate.alerts", 1, retention_ms=30 * DAY_MS, key="subject")
+"""alert.raised: budget thresholds, exhaustion, spend spikes, provider health."""
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (REQUESTS, USAGE, DEAD_LETTER, KEYS, ADMISSION, ALERTS)
