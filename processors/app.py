@@ -5,7 +5,9 @@ from __future__ import annotations
 import faust
 from mode.supervisors import CrashingSupervisor
 
-from processors.usage import agent as usage
+from processors.alerts import agent as alerts
+from processors.metering import agent as metering
+from processors.metering.ledger import Rules
 from schemas import codec
 from schemas.config import TollgateConfig
 from schemas.pricing import build_price_book
@@ -32,11 +34,16 @@ def create_app(config: TollgateConfig) -> faust.App:
         producer_acks=-1,
         web_enabled=False,
         table_standby_replicas=0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 5,
         # An agent that crashes stops the worker: a dead agent in a live process would stall
         # silently; a stopped worker is restarted and resumes from committed offsets.
         agent_supervisor=CrashingSupervisor,
     )
-    usage.register(app, build_price_book(config.prices()))
+    rules = Rules(config.budgets, config.rate_limits, config.alerts)
+    interval_s = config.admission.publish_interval_ms / 1000
+    metering.register(app, build_price_book(config.prices()), rules, interval_s)
+    alerts.register(app, config.budgets, config.alerts)
     return app
 
 

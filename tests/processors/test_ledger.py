@@ -1,0 +1,168 @@
+"""The ledger's exactly-once rules, in process: duplicates, order, crashes between writes."""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from processors.metering.ledger import Ledger, Rules
+from schemas.events import MeterState, RequestReceived, ResponseCompleted, ResponseFailed
+from schemas.limits_config import BudgetSettings, RateLimitSettings
+from schemas.pricing import build_price_book
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+RULES = Rules(
+    budgets=(
+        BudgetSettings(name="per-key", scope="key", max_usd=Decimal("1"), period="daily"),
+        BudgetSettings(name="acme", scope="tenant", match="acme", max_tokens=10_000),
+    ),
+    rate_limits=(RateLimitSettings(name="rpm", scope="tenant", requests_per_minute=100),),
+)
+PRICES = build_price_book([])
+USAGE = {"prompt_tokens": 1000, "completion_tokens": 500}
+COST = Decimal("0.00045")  # gpt-4o-mini: 1000 x 0.15 + 500 x 0.60 per 1M
+
+
+class RecordingTable(dict[str, Any]):
+    """A dict that remembers the order of writes, to replay a crash after any of them."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.writes: list[tuple[str, Any]] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.writes.append((key, copy.deepcopy(value)))
+        super().__setitem__(key, value)
+
+
+def received(rid: str, ts: int = T0, est: str = "0.01") -> RequestReceived:
+    return RequestReceived(
+        request_id=rid,
+        tenant="acme",
+        key_id="k1",
+        endpoint="/v1/chat/completions",
+        model="gpt-4o-mini",
+        body={"messages": [{"role": "user", "content": "hello there"}]},
+        ts=ts,
+        est_usd=est,
+        est_tokens=600,
+    )
+
+
+def completed(
+    rid: str, ts: int = T0 + 500, usage: dict[str, int] | None = USAGE
+) -> ResponseCompleted:
+    return ResponseCompleted(
+        request_id=rid,
+        tenant="acme",
+        key_id="k1",
+        provider="openai",
+        model="gpt-4o-mini",
+        status=200,
+        latency_ms=120.0,
+        outputs=["general kenobi"],
+        usage=usage,
+        ts=ts,
+    )
+
+
+def meter(table: dict[str, Any], name: str, partition: int = 0) -> MeterState:
+    return MeterState(**{k: v for k, v in table[f"m:{name}#{partition}"].items() if k != "type"})
+
+
+def test_a_request_reserves_then_charges_its_real_cost() -> None:
+    table: dict[str, Any] = {}
+    ledger = Ledger(table, RULES, PRICES)
+    ledger.apply(received("r1"), 0, 10)
+    key = meter(table, "budget:per-key:k1")
+    assert (key.reserved_usd, key.reserved_tokens, key.in_flight) == ("0.01", 600, 1)
+    assert meter(table, "rate:rpm:acme").requests == [1, 0]
+    applied = ledger.apply(completed("r1"), 0, 11)
+    assert applied.usage is not None and Decimal(applied.usage.cost) == COST
+    key = meter(table, "budget:per-key:k1")
+    assert Decimal(key.spent_usd) == COST and key.tokens == 1500
+    assert (Decimal(key.reserved_usd), key.reserved_tokens, key.in_flight) == (0, 0, 0)
+    assert meter(table, "budget:acme:acme").tokens == 1500
+    rate = meter(table, "rate:rpm:acme")
+    assert (rate.in_flight, rate.window_tokens) == (0, [1500, 0])
+    assert table["p:0"] == 11
+
+
+def test_duplicates_count_once() -> None:
+    table: dict[str, Any] = {}
+    ledger = Ledger(table, RULES, PRICES)
+    ledger.apply(received("r1"), 0, 1)
+    ledger.apply(completed("r1"), 0, 2)
+    before = copy.deepcopy(table)
+    assert ledger.apply(received("r1"), 0, 3).usage is None
+    assert ledger.apply(completed("r1"), 0, 4).usage is None
+    assert (
+        ledger.apply(
+            ResponseFailed(
+                request_id="r1",
+                tenant="acme",
+                key_id="k1",
+                provider="openai",
+                model="gpt-4o-mini",
+                status=500,
+                latency_ms=1.0,
+                error_type="x",
+                error_message="y",
+            ),
+            0,
+            5,
+        ).usage
+        is None
+    )
+    assert {k: v for k, v in table.items() if k != "p:0"} == {
+        k: v for k, v in before.items() if k != "p:0"
+    }
+
+
+def test_a_response_before_its_request_is_billed_when_the_request_arrives() -> None:
+    table: dict[str, Any] = {}
+    ledger = Ledger(table, RULES, PRICES)
+    assert ledger.apply(completed("r1", usage=None), 0, 1).usage is None
+    usage = ledger.apply(received("r1"), 0, 2).usage
+    assert usage is not None and usage.token_source == "tiktoken"
+    key = meter(table, "budget:per-key:k1")
+    assert key.in_flight == 0 and Decimal(key.reserved_usd) == 0
+    assert Decimal(key.spent_usd) == Decimal(usage.cost) > 0
+
+
+@pytest.mark.parametrize("event_index", [0, 1])
+def test_a_crash_after_any_write_replays_to_the_same_state(event_index: int) -> None:
+    events = [received("r1"), completed("r1")]
+    full = RecordingTable()
+    ledger = Ledger(full, RULES, PRICES)
+    for offset, event in enumerate(events[:event_index]):
+        ledger.apply(event, 0, offset)
+    start = copy.deepcopy(dict(full))
+    full.writes.clear()
+    expected_usage = ledger.apply(events[event_index], 0, event_index).usage
+    writes = list(full.writes)
+    assert len(writes) >= 3
+    for durable in range(len(writes) + 1):
+        table = RecordingTable(copy.deepcopy(start))
+        for key, value in writes[:durable]:
+            dict.__setitem__(table, key, copy.deepcopy(value))
+        replayed = Ledger(table, RULES, PRICES).apply(events[event_index], 0, event_index)
+        assert dict(table) == dict(full), f"after {durable} durable writes"
+        if expected_usage is not None:
+            assert replayed.usage is not None and replayed.usage.id == expected_usage.id
+
+
+def test_spend_lands_in_the_period_of_the_response() -> None:
+    table: dict[str, Any] = {}
+    ledger = Ledger(table, RULES, PRICES)
+    day = 86_400_000
+    ledger.apply(received("r1"), 0, 1)
+    ledger.apply(completed("r1"), 0, 2)
+    ledger.apply(received("r2", ts=T0 + day), 0, 3)
+    ledger.apply(completed("r2", ts=T0 + day + 10), 0, 4)
+    key = meter(table, "budget:per-key:k1")
+    assert key.period_start == T0 + day
+    assert Decimal(key.spent_usd) == COST
