@@ -12,6 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from ingress.admin import KeyAdmin, admin_routes
+from ingress.admission.controller import Admission, build_admission
 from ingress.anthropic_messages import MessagesService
 from ingress.auth import KeyStore
 from ingress.chat import ChatService
@@ -28,10 +29,24 @@ from ingress.routes import routes
 from ingress.routing.health import check_forever
 from ingress.runtime import Runtime
 from ingress.spool import worker_spool_dir
+from ingress.topic_follower import TopicFollower
 from schemas.config import TollgateConfig
 
 log = logging.getLogger(__name__)
 KEYS_CATCH_UP_S = 5.0
+
+
+async def read_topics(followers: list[TopicFollower]) -> None:
+    """Keys created through the admin API must work from the first request, and budgets
+    count from the first; with Kafka away, serve rather than not at all."""
+    for follower in followers:
+        follower.start()
+    for follower in followers:
+        try:
+            async with asyncio.timeout(KEYS_CATCH_UP_S):
+                await follower.caught_up.wait()
+        except TimeoutError:
+            log.warning("serving before %s was read: %s", follower.topic, follower.last_error)
 
 
 def create_app(config: TollgateConfig, config_path: Path | None = None, worker: int = 0) -> FastAPI:
@@ -46,8 +61,16 @@ def create_app(config: TollgateConfig, config_path: Path | None = None, worker: 
         spool_max_bytes=config.ingress.spool_max_bytes,
     )
     registry = KeyRegistry(bootstrap)
+    admission = build_admission(config, bootstrap, metrics.admission_lag.observe)
+    view = admission.view
+    metrics.admission_age.set_function(lambda: min(view.age_ms() / 1000, 1e9))
     gateway = Gateway(
-        KeyStore(config.keys, registry), publisher, metrics, runtime, config.ingress.max_body_bytes
+        KeyStore(config.keys, registry),
+        publisher,
+        metrics,
+        runtime,
+        config.ingress.max_body_bytes,
+        admission=admission,
     )
     current = {"config": config}
     admin = KeyAdmin(bootstrap, registry, lambda: current["config"].admin.digest)
@@ -57,20 +80,16 @@ def create_app(config: TollgateConfig, config_path: Path | None = None, worker: 
         old = gateway.runtime
         gateway.runtime = Runtime(new, old.dispatcher.observe)
         gateway.keys = KeyStore(new.keys, registry)
+        gateway.admission = Admission(new, view, admission.local)
+        if gateway.admission.enabled and view.task is None:
+            view.start()
         current["config"] = new
         old.retire()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         publisher.start()
-        registry.start()
-        try:
-            # keys created through the admin API must work from the first request; with
-            # Kafka away, serve static keys rather than not at all
-            async with asyncio.timeout(KEYS_CATCH_UP_S):
-                await registry.caught_up.wait()
-        except TimeoutError:
-            log.warning("serving before the key registry caught up: %s", registry.last_error)
+        await read_topics([registry, view] if gateway.admission.enabled else [registry])
         interval = config.routing.health_check_interval_s
         tasks = [asyncio.create_task(check_forever(lambda: gateway.runtime.deployments, interval))]
         if config_path is not None:
@@ -84,6 +103,7 @@ def create_app(config: TollgateConfig, config_path: Path | None = None, worker: 
                     await task
             await admin.close()
             await registry.stop()
+            await view.stop()
             await publisher.close()
             await gateway.runtime.close()
 

@@ -84,6 +84,14 @@ class RateLimitError(GatewayError):
     code = "rate_limit_exceeded"
 
 
+class BudgetExceededError(GatewayError):
+    """A hard budget would be exceeded by this request; it resets at the period's end."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
 class OverloadedError(GatewayError):
     """A bulkhead is full or every deployment's breaker is open: shed load, say when."""
 

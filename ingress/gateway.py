@@ -14,8 +14,14 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ingress.admission.controller import NOT_METERED, Admission, Ticket
 from ingress.auth import KeyStore, Principal
-from ingress.errors import GatewayError, PayloadTooLargeError, PermissionDeniedError
+from ingress.errors import (
+    BudgetExceededError,
+    GatewayError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+)
 from ingress.log_context import request_id_var
 from ingress.metrics import Metrics
 from ingress.publisher import EventPublisher
@@ -68,9 +74,12 @@ class Call:
     model: str = ""
     stream: bool = False
     published: bool = False
+    ticket: Ticket = NOT_METERED
+    deployment: str = ""
+    """Where routing sent the request first."""
 
     def response_headers(self, target: Target | None, attempts: int = 1) -> dict[str, str]:
-        headers = {"x-request-id": self.rid}
+        headers = {"x-request-id": self.rid, **self.ticket.headers}
         if target is not None:
             headers["x-tollgate-deployment"] = target.deployment.id
             headers["x-tollgate-attempts"] = str(attempts)
@@ -85,7 +94,10 @@ class Gateway:
         metrics: Metrics,
         runtime: Runtime,
         max_body_bytes: int,
+        *,
+        admission: Admission,
     ) -> None:
+        self.admission = admission
         self.keys = keys
         self.publisher = publisher
         self.metrics = metrics
@@ -110,21 +122,43 @@ class Gateway:
             )
         metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
         context = RouteContext(call.who.tenant, call.headers, metadata or {})
-        return call.runtime.router.plan(model, context)
+        targets = call.runtime.router.plan(model, context)
+        call.deployment = targets[0].deployment.id if targets else ""
+        self.admit(call, model, targets, body)
+        return targets
+
+    def admit(self, call: Call, model: str, targets: list[Target], body: dict[str, Any]) -> None:
+        """Budgets and rate limits, decided in memory (``ingress.admission``); raises 429."""
+        admission = self.admission
+        if not admission.enabled:
+            return
+        runtime = call.runtime
+        first = targets[0].upstream_model if targets else model
+        price = runtime.price_today(first) or runtime.price_today(model)
+        call.ticket = admission.check(call.who, model, call.deployment or None, body, price)
 
     def received(self, call: Call, model: str, stream: bool, body: dict[str, Any]) -> None:
         call.model, call.stream, call.published = model, stream, True
+        who, ticket = call.who, call.ticket
+        entry = ticket.entry
         self.publisher.publish(
             REQUESTS.name,
             RequestReceived(
                 request_id=call.rid,
-                tenant=call.who.tenant,
-                key_id=call.who.key_id,
+                tenant=who.tenant,
+                key_id=who.key_id,
                 endpoint=call.endpoint,
                 model=model,
                 stream=stream,
                 body=body,
+                team=who.team,
+                user=who.user,
+                org=who.org,
+                deployment=call.deployment,
+                est_usd=str(ticket.usd),
+                est_tokens=ticket.tokens,
             ),
+            None if entry is None else lambda p, o: self.admission.local.acked(entry, p, o),
         )
 
     def completed(
@@ -162,6 +196,9 @@ class Gateway:
                 ttft_ms=ttft_ms,
                 disconnected=disconnected,
                 attempts=attempts,
+                team=call.who.team,
+                user=call.who.user,
+                org=call.who.org,
             ),
         )
         m = self.metrics
@@ -206,7 +243,11 @@ class Gateway:
         label = call.model if call.runtime.router.serves(call.model) else "unknown"
         self.metrics.requests.labels(call.endpoint, label, str(error.status)).inc()
         if error.status == 429:
-            self.metrics.rate_limited.labels("upstream").inc()
+            if isinstance(error, BudgetExceededError):
+                reason = "budget"
+            else:
+                reason = "upstream" if call.published else "rate"
+            self.metrics.rate_limited.labels(reason).inc()
         if not call.published:
             return
         last = error.attempts[-1] if error.attempts else {}
@@ -225,5 +266,9 @@ class Gateway:
                 endpoint=call.endpoint,
                 stream=call.stream,
                 attempts=error.attempts,
+                deployment=str(last.get("deployment") or call.deployment),
+                team=call.who.team,
+                user=call.who.user,
+                org=call.who.org,
             ),
         )

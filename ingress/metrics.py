@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -104,6 +104,17 @@ class Metrics:
         )
         self.rate_limited = Counter(
             "tollgate_rate_limit_rejections", "Requests answered 429", ["reason"], registry=r
+        )
+        self.admission_lag = Histogram(
+            "tollgate_admission_state_lag_seconds",
+            "From admitting a request to the processors' published state counting it",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.admission_age = Gauge(
+            "tollgate_admission_state_age_seconds",
+            "How long ago the processors last reported (stale past admission.max_state_age_s)",
+            registry=r,
         )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.disconnects = Counter(

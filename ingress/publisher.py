@@ -36,7 +36,8 @@ import logging
 import struct
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -57,6 +58,8 @@ class Outgoing:
     topic: str
     key: bytes
     value: bytes
+    acked: Callable[[int, int], None] | None = field(default=None, compare=False)
+    """Told the partition and offset once Kafka has the event (not kept in the spool)."""
 
     def pack(self) -> bytes:
         topic = self.topic.encode()
@@ -125,12 +128,14 @@ class EventPublisher:
     def spooled_bytes(self) -> int:
         return self.spool.size_bytes if self.spool is not None else 0
 
-    def publish(self, topic: str, event: Event) -> None:
+    def publish(
+        self, topic: str, event: Event, acked: Callable[[int, int], None] | None = None
+    ) -> None:
         if len(self._queue) >= self.max_events:
             self.dropped += 1
             log.error("event queue full (%d): dropped %s %s", self.max_events, event.TYPE, event.id)
             return
-        self._queue.append(Outgoing(topic, event.tenant.encode(), event.encode()))
+        self._queue.append(Outgoing(topic, event.tenant.encode(), event.encode(), acked))
         self._wakeup.set()
         if len(self._queue) >= self.spill_at:
             self._spill_wakeup.set()
@@ -271,7 +276,13 @@ class EventPublisher:
 
     async def _send(self, producer: AIOKafkaProducer, batch: list[Outgoing]) -> None:
         futures = [await producer.send(o.topic, o.value, key=o.key) for o in batch]
-        await asyncio.gather(*futures)
+        sent = await asyncio.gather(*futures)
+        for outgoing, meta in zip(batch, sent, strict=True):
+            if outgoing.acked is not None:
+                try:
+                    outgoing.acked(meta.partition, meta.offset)
+                except Exception:  # a listener's bug must not resend the batch
+                    log.exception("acknowledgement listener failed")
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:

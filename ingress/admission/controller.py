@@ -1,0 +1,215 @@
+"""Admission: may this request run now, given every budget and rate limit it counts against?
+
+Decided in memory, without I/O, per meter:
+
+    used = the processors' state (all partitions' shares) + what this replica admitted
+           since that state + this request's estimate
+
+and refused when ``used`` passes the limit: budgets (hard ones) with 429
+``insufficient_quota`` until the period resets, rate limits with 429
+``rate_limit_exceeded`` until the window frees. With R replicas, each may admit what the
+others did during one state lag: the overshoot is bounded by R times the admissions per lag.
+When the processors have been silent longer than ``max_state_age_s`` the view is stale and
+the replica fails open or closed, per config.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from ingress.admission.estimate import estimate
+from ingress.admission.local import Admitted, LocalAdmissions
+from ingress.admission.view import AdmissionView
+from ingress.auth import Principal
+from ingress.errors import BudgetExceededError, OverloadedError, RateLimitError
+from schemas.config import TollgateConfig
+from schemas.events import now_ms
+from schemas.limits_config import BudgetSettings, RateLimitSettings
+from schemas.meters import MINUTE_MS, Meter, Subjects, budget_meters, period_bounds, rate_meters
+from schemas.meters import sliding as sliding_count
+from schemas.pricing import Price
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """An admitted request: its estimate, its place in the local ledger, its headers."""
+
+    entry: Admitted | None = None
+    usd: Decimal = Decimal(0)
+    tokens: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+NOT_METERED = Ticket()
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+class Admission:
+    def __init__(self, config: TollgateConfig, view: AdmissionView, local: LocalAdmissions) -> None:
+        self.settings = config.admission
+        self.budgets = config.budgets
+        self.rate_limits = config.rate_limits
+        self.view = view
+        self.local = local
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.budgets or self.rate_limits)
+
+    def check(
+        self,
+        who: Principal,
+        model: str,
+        deployment: str | None,
+        body: dict[str, Any],
+        price: Price | None,
+    ) -> Ticket:
+        subjects = Subjects(who.key_id, who.tenant, model, who.user, who.team, who.org, deployment)
+        budgets = budget_meters(self.budgets, subjects)
+        rates = rate_meters(self.rate_limits, subjects)
+        if not budgets and not rates:
+            return NOT_METERED
+        now = now_ms()
+        stale = self.view.age_ms(now) > self.settings.max_state_age_s * 1000
+        if stale and self.settings.when_stale == "closed":
+            raise OverloadedError(
+                "spend and rate state is stale (the processors have not reported for "
+                f"over {self.settings.max_state_age_s:g} s), and this gateway fails "
+                "closed; retry shortly, or check `tollgate worker` and Kafka",
+                code="admission_state_stale",
+                headers={"retry-after": "5"},
+            )
+        usd, tokens = estimate(body, model, price, self.settings.default_max_tokens)
+        headers: dict[str, str] = {}
+        self._check_budgets(budgets, usd, tokens, now, headers)
+        self._check_rates(rates, tokens, now, headers)
+        meters = tuple(m.id for _, m in budgets) + tuple(m.id for _, m in rates)
+        return Ticket(self.local.add(meters, usd, tokens), usd, tokens, headers)
+
+    # -- budgets --------------------------------------------------------------------------
+
+    def _budget_used(self, budget: BudgetSettings, meter: Meter, now: int) -> tuple[Decimal, int]:
+        start, _ = period_bounds(budget, now)
+        usd, tokens = Decimal(0), 0
+        for share in self.view.share_of(meter.id):
+            if share.period_start == start:
+                usd += Decimal(share.spent_usd)
+                tokens += share.tokens
+            usd += Decimal(share.reserved_usd)
+            tokens += share.reserved_tokens
+        mine = self.local.of(meter.id)
+        return usd + mine.usd, tokens + mine.tokens
+
+    def _check_budgets(
+        self,
+        budgets: list[tuple[BudgetSettings, Meter]],
+        usd: Decimal,
+        tokens: int,
+        now: int,
+        headers: dict[str, str],
+    ) -> None:
+        tightest: tuple[float, str, int] | None = None
+        for budget, meter in budgets:
+            used_usd, used_tokens = self._budget_used(budget, meter, now)
+            _, end = period_bounds(budget, now)
+            stretch = Decimal(1) + Decimal(str(budget.burst))
+            over = (budget.max_usd is not None and used_usd + usd > budget.max_usd * stretch) or (
+                budget.max_tokens is not None
+                and used_tokens + tokens > budget.max_tokens * float(stretch)
+            )
+            if over and budget.enforcement == "hard":
+                wait = max(math.ceil((end - now) / 1000), 1)
+                raise BudgetExceededError(
+                    f"budget `{budget.name}` for {budget.scope} `{meter.subject}` is spent "
+                    f"for this {budget.period} period; it resets at {_iso(end)}. Ask your "
+                    "Tollgate admin to raise it, or retry after the reset",
+                    headers={
+                        "retry-after": str(wait),
+                        "x-budget-remaining": "0",
+                        "x-budget-period-reset": _iso(end),
+                    },
+                )
+            if budget.max_usd is not None:
+                left = max(budget.max_usd - used_usd - usd, Decimal(0))
+                share = float(left / budget.max_usd)
+                remaining = f"{left:.6f}"
+            else:
+                assert budget.max_tokens is not None
+                left_tokens = max(budget.max_tokens - used_tokens - tokens, 0)
+                share = left_tokens / budget.max_tokens
+                remaining = str(left_tokens)
+            if tightest is None or share < tightest[0]:
+                tightest = (share, remaining, end)
+        if tightest is not None:
+            headers["x-budget-remaining"] = tightest[1]
+            headers["x-budget-period-reset"] = _iso(tightest[2])
+
+    # -- rate windows ---------------------------------------------------------------------
+
+    def _check_rates(
+        self,
+        rates: list[tuple[RateLimitSettings, Meter]],
+        tokens: int,
+        now: int,
+        headers: dict[str, str],
+    ) -> None:
+        tightest: tuple[int, int] | None = None
+        next_minute_s = max(math.ceil((MINUTE_MS - now % MINUTE_MS) / 1000), 1)
+        for limit, meter in rates:
+            shares = self.view.share_of(meter.id)
+            mine = self.local.of(meter.id)
+            if limit.concurrent is not None:
+                in_flight = sum(s.in_flight for s in shares) + mine.requests
+                if in_flight + 1 > limit.concurrent:
+                    self._refuse(limit, meter, f"{limit.concurrent} requests in flight", 1)
+            if limit.requests_per_minute is not None:
+                used = sum(sliding_count(s.minute, s.requests, now) for s in shares)
+                used += mine.requests
+                if used + 1 > limit.requests_per_minute:
+                    self._refuse(
+                        limit, meter, f"{limit.requests_per_minute} requests/min", next_minute_s
+                    )
+                left = max(int(limit.requests_per_minute - used - 1), 0)
+                if tightest is None or left < tightest[1]:
+                    tightest = (limit.requests_per_minute, left)
+            if limit.tokens_per_minute is not None:
+                used_tokens = sum(
+                    sliding_count(s.minute, s.window_tokens, now) + s.reserved_tokens
+                    for s in shares
+                )
+                if used_tokens + mine.tokens + tokens > limit.tokens_per_minute:
+                    self._refuse(
+                        limit, meter, f"{limit.tokens_per_minute} tokens/min", next_minute_s
+                    )
+                headers["x-ratelimit-limit-tokens"] = str(limit.tokens_per_minute)
+                headers["x-ratelimit-remaining-tokens"] = str(
+                    max(int(limit.tokens_per_minute - used_tokens - mine.tokens - tokens), 0)
+                )
+        if tightest is not None:
+            headers["x-ratelimit-limit"] = str(tightest[0])
+            headers["x-ratelimit-remaining"] = str(tightest[1])
+
+    def _refuse(self, limit: RateLimitSettings, meter: Meter, what: str, wait_s: int) -> None:
+        raise RateLimitError(
+            f"rate limit `{limit.name}` for {limit.scope} `{meter.subject}` reached "
+            f"({what}); retry after {wait_s} s",
+            headers={"retry-after": str(wait_s), "x-ratelimit-remaining": "0"},
+        )
+
+
+def build_admission(
+    config: TollgateConfig, bootstrap_servers: str, on_lag: Callable[[float], None]
+) -> Admission:
+    """The view (not started: the app starts it when some rule needs it) and the ledger."""
+    local = LocalAdmissions(
+        hold_s=max(2 * config.admission.max_state_age_s, 30.0), on_covered=on_lag
+    )
+    return Admission(config, AdmissionView(bootstrap_servers, local.covered), local)

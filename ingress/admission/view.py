@@ -1,0 +1,59 @@
+"""Every replica's copy of the processors' meter states (``tollgate.admission``).
+
+Shares are kept per meter and partition, exactly as published; deciding adds them up.
+Each ``meter.progress`` record says a partition's states reflect its events up to an
+offset: the local ledger then forgets what this replica admitted up to there, since the
+state now counts it. Its ``ts`` (when the processors sent it) dates the view.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiokafka import ConsumerRecord
+
+from ingress.topic_follower import TopicFollower
+from schemas.events import EventDecodeError, MeterProgress, MeterState, decode, now_ms
+from schemas.topics import ADMISSION
+
+log = logging.getLogger("tollgate.ingress.admission")
+
+
+class AdmissionView(TopicFollower):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        on_progress: Callable[[int, int], None],
+        topic: str = ADMISSION.name,
+    ) -> None:
+        super().__init__(bootstrap_servers, topic)
+        self.shares: dict[str, dict[int, MeterState]] = {}
+        self.progress: dict[int, tuple[int, int]] = {}
+        """partition → (offset reflected, when the processors said so, epoch ms)."""
+        self.on_progress = on_progress
+
+    def share_of(self, meter: str) -> list[MeterState]:
+        found = self.shares.get(meter)
+        return list(found.values()) if found else []
+
+    def age_ms(self, now: int | None = None) -> float:
+        """How old the stalest partition's word is; infinite before any word at all."""
+        if not self.progress:
+            return float("inf")
+        oldest = min(ts for _, ts in self.progress.values())
+        return max((now or now_ms()) - oldest, 0)
+
+    def apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.value is None:
+            return
+        try:
+            event = decode(record.value)
+        except EventDecodeError as exc:
+            log.error("%s offset %d skipped: %s", self.topic, record.offset, exc)
+            return
+        if isinstance(event, MeterState):
+            self.shares.setdefault(event.meter, {})[event.partition] = event
+        elif isinstance(event, MeterProgress):
+            self.progress[event.partition] = (event.offset, event.ts)
+            self.on_progress(event.partition, event.offset)
