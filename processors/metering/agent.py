@@ -16,7 +16,7 @@ from typing import Any
 import faust
 
 from processors.dead_letter import dead_lettering_topic
-from processors.metering.ledger import Ledger, Rules
+from processors.metering.ledger import Ledger, Rules, WriteBehind
 from schemas.codec import EVENT_CODEC
 from schemas.events import MeterProgress, MeterState, from_dict
 from schemas.pricing import PriceBook
@@ -25,6 +25,9 @@ from schemas.topics import ADMISSION, REQUESTS, USAGE
 log = logging.getLogger("tollgate.processors.metering")
 HEARTBEAT_S = 1.0
 """Progress goes out at least this often while nothing changes: the readers' liveness."""
+BATCH_MAX = 500
+BATCH_WAIT_S = 0.005
+"""Events are applied in batches of what arrived within this (at most ``BATCH_MAX``)."""
 
 
 class StatePublisher:
@@ -56,18 +59,21 @@ class StatePublisher:
             return  # tables still filling from their changelogs: nothing true to say yet
         if not self.republished:
             self._load_recovered(partitions)
+        # One snapshot: while the sends below await, the agent goes on applying events, and
+        # progress must never claim an offset whose states are not in this flush.
         dirty, self.dirty = self.dirty, {}
+        progress = dict(self.progress)
         for key, state in dirty.items():
             await self.topic.send(key=key.removeprefix("m:").encode(), value=state)
         now = time.monotonic()
         for partition in partitions:
-            offset = self.progress.get(partition, -1)
+            offset = progress.get(partition, -1)
             last_offset, last_at = self.sent.get(partition, (-2, 0.0))
             if offset == last_offset and now - last_at < HEARTBEAT_S:
                 continue
             self.sent[partition] = (offset, now)
-            progress = MeterProgress(request_id="", tenant="", partition=partition, offset=offset)
-            await self.topic.send(key=f"progress#{partition}".encode(), value=progress)
+            mark = MeterProgress(request_id="", tenant="", partition=partition, offset=offset)
+            await self.topic.send(key=f"progress#{partition}".encode(), value=mark)
 
     def _load_recovered(self, partitions: list[int]) -> None:
         """After a start or rebalance: every recovered meter once, and where each stopped."""
@@ -88,17 +94,23 @@ def register(app: faust.App, prices: PriceBook, rules: Rules, interval_s: float)
     )
     usage = app.topic(USAGE.name, partitions=USAGE.partitions, value_serializer=EVENT_CODEC)
     table = app.Table("ledger", partitions=REQUESTS.partitions)
-    ledger = Ledger(table, rules, prices)
+    batch = WriteBehind(table)
+    ledger = Ledger(batch, rules, prices)
     states = StatePublisher(app, table)
 
     @app.agent(requests, name="usage")
     async def metering_agent(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            message = event.message
-            applied = ledger.apply(event.value, message.partition, message.offset)
-            if applied.usage is not None:
-                await usage.send(key=applied.usage.tenant.encode(), value=applied.usage)
-            states.touched(applied.states, message.partition, message.offset)
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
+            billed = []
+            for event in events:
+                message = event.message
+                applied = ledger.apply(event.value, message.partition, message.offset)
+                if applied.usage is not None:
+                    billed.append(applied.usage)
+                states.touched(applied.states, message.partition, message.offset)
+            batch.flush()  # in the table before the batch is acknowledged
+            for record in billed:
+                await usage.send(key=record.tenant.encode(), value=record)
 
     @app.timer(interval=interval_s, name="publish-meter-states")
     async def publish_states() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from processors.metering.ledger import Ledger, Rules
+from processors.metering.ledger import Ledger, Rules, WriteBehind
 from schemas.events import MeterState, RequestReceived, ResponseCompleted, ResponseFailed
 from schemas.limits_config import BudgetSettings, RateLimitSettings
 from schemas.pricing import build_price_book
@@ -153,6 +153,39 @@ def test_a_crash_after_any_write_replays_to_the_same_state(event_index: int) -> 
         assert dict(table) == dict(full), f"after {durable} durable writes"
         if expected_usage is not None:
             assert replayed.usage is not None and replayed.usage.id == expected_usage.id
+
+
+BATCH = [received("r1"), received("r2"), completed("r1"), received("r1"), completed("r2")]
+
+
+def _apply_batched(table: dict[str, Any], events: list[Any], batch: int) -> None:
+    behind = WriteBehind(table)
+    ledger = Ledger(behind, RULES, PRICES)
+    for offset, event in enumerate(events):
+        ledger.apply(event, 0, offset)
+        if offset % batch == batch - 1:
+            behind.flush()
+    behind.flush()
+
+
+@pytest.mark.parametrize("replay_batch", [1, 2, 5])
+def test_a_crash_inside_a_batch_flush_replays_to_the_same_state(replay_batch: int) -> None:
+    """One batch of five events (a duplicate among them), its flush cut after any write."""
+    full = RecordingTable()
+    _apply_batched(full, BATCH, batch=len(BATCH))
+    unbatched: dict[str, Any] = {}
+    ledger = Ledger(unbatched, RULES, PRICES)
+    for offset, event in enumerate(BATCH):
+        ledger.apply(event, 0, offset)
+    assert dict(full) == unbatched  # batching changes how often a key is written, not what
+    writes = list(full.writes)
+    assert len(writes) < 5 * 3  # each key once per batch
+    for durable in range(len(writes) + 1):
+        table = RecordingTable()
+        for key, value in writes[:durable]:
+            dict.__setitem__(table, key, copy.deepcopy(value))
+        _apply_batched(table, BATCH, batch=replay_batch)
+        assert dict(table) == dict(full), f"after {durable} durable writes"
 
 
 def test_spend_lands_in_the_period_of_the_response() -> None:
