@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from ingress.admin import KeyAdmin, admin_routes
 from ingress.admission.controller import Admission, build_admission
+from ingress.admission.heartbeat import Heartbeat
 from ingress.anthropic_messages import MessagesService
 from ingress.auth import KeyStore
 from ingress.chat import ChatService
@@ -61,7 +62,8 @@ def create_app(config: TollgateConfig, config_path: Path | None = None, worker: 
         spool_max_bytes=config.ingress.spool_max_bytes,
     )
     registry = KeyRegistry(bootstrap)
-    admission = build_admission(config, bootstrap, metrics.admission_lag.observe)
+    heartbeat = Heartbeat(publisher)
+    admission = build_admission(config, bootstrap, metrics.admission_lag.observe, heartbeat.replica)
     view = admission.view
     metrics.admission_age.set_function(lambda: min(view.age_ms() / 1000, 1e9))
     gateway = Gateway(
@@ -80,9 +82,11 @@ def create_app(config: TollgateConfig, config_path: Path | None = None, worker: 
         old = gateway.runtime
         gateway.runtime = Runtime(new, old.dispatcher.observe)
         gateway.keys = KeyStore(new.keys, registry)
-        gateway.admission = Admission(new, view, admission.local)
-        if gateway.admission.enabled and view.task is None:
-            view.start()
+        gateway.admission = Admission(new, view, admission.local, heartbeat.replica)
+        if gateway.admission.enabled:  # a rule needs the state, and peers need to know us
+            if view.task is None:
+                view.start()
+            heartbeat.start()
         current["config"] = new
         old.retire()
 
@@ -90,6 +94,8 @@ def create_app(config: TollgateConfig, config_path: Path | None = None, worker: 
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         publisher.start()
         await read_topics([registry, view] if gateway.admission.enabled else [registry])
+        if gateway.admission.enabled:
+            heartbeat.start()
         interval = config.routing.health_check_interval_s
         tasks = [asyncio.create_task(check_forever(lambda: gateway.runtime.deployments, interval))]
         if config_path is not None:
@@ -101,11 +107,9 @@ def create_app(config: TollgateConfig, config_path: Path | None = None, worker: 
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await admin.close()
-            await registry.stop()
-            await view.stop()
-            await publisher.close()
-            await gateway.runtime.close()
+            closers = (admin.close, registry.stop, view.stop, heartbeat.stop, publisher.close)
+            for close in (*closers, gateway.runtime.close):
+                await close()
 
     app = FastAPI(
         title="Tollgate",

@@ -129,13 +129,19 @@ class EventPublisher:
         return self.spool.size_bytes if self.spool is not None else 0
 
     def publish(
-        self, topic: str, event: Event, acked: Callable[[int, int], None] | None = None
+        self,
+        topic: str,
+        event: Event,
+        acked: Callable[[int, int], None] | None = None,
+        key: bytes | None = None,
     ) -> None:
+        """Queue ``event`` keyed by its tenant (or ``key``); never waits on Kafka."""
         if len(self._queue) >= self.max_events:
             self.dropped += 1
             log.error("event queue full (%d): dropped %s %s", self.max_events, event.TYPE, event.id)
             return
-        self._queue.append(Outgoing(topic, event.tenant.encode(), event.encode(), acked))
+        key = event.tenant.encode() if key is None else key
+        self._queue.append(Outgoing(topic, key, event.encode(), acked))
         self._wakeup.set()
         if len(self._queue) >= self.spill_at:
             self._spill_wakeup.set()

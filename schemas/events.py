@@ -267,6 +267,22 @@ class MeterProgress(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class ReplicaAlive(Event):
+    """An ingress replica's heartbeat on ``tollgate.admission``, keyed ``replica:<id>``.
+
+    Replicas count each other from these: near a limit each one admits at most its share
+    of what the state says is left, so together they cannot overshoot by more than one
+    request each during a state lag.
+    """
+
+    TYPE: ClassVar[str] = "replica.alive"
+
+    replica: str
+    interval_ms: int
+    """The next heartbeat is due within this; three missed ones and the replica is gone."""
+
+
+@dataclass(slots=True, kw_only=True)
 class AlertRaised(Event):
     """Something an operator should hear about; ``id`` is derived from what crossed what, so
     a recomputed alert has the same id and is delivered once."""
@@ -294,6 +310,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         KeyRevoked,
         MeterState,
         MeterProgress,
+        ReplicaAlive,
         AlertRaised,
     )
 }

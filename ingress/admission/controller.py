@@ -7,8 +7,12 @@ Decided in memory, without I/O, per meter:
 
 and refused when ``used`` passes the limit: budgets (hard ones) with 429
 ``insufficient_quota`` until the period resets, rate limits with 429
-``rate_limit_exceeded`` until the window frees. With R replicas, each may admit what the
-others did during one state lag: the overshoot is bounded by R times the admissions per lag.
+``rate_limit_exceeded`` until the window frees.
+
+Replicas do not see each other's admissions until the state reflects them (one lag), so
+near a limit each of the N live replicas (counted from their heartbeats) keeps its
+unreflected admissions within 1/N of what the state says is left. Only a replica's first
+unreflected request may take more, so N replicas overshoot by at most one request each.
 When the processors have been silent longer than ``max_state_age_s`` the view is stale and
 the replica fails open or closed, per config.
 """
@@ -20,10 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 from ingress.admission.estimate import estimate
-from ingress.admission.local import Admitted, LocalAdmissions
+from ingress.admission.local import Admitted, LocalAdmissions, Totals
 from ingress.admission.view import AdmissionView
 from ingress.auth import Principal
 from ingress.errors import BudgetExceededError, OverloadedError, RateLimitError
@@ -53,7 +58,14 @@ def _iso(ms: int) -> str:
 
 
 class Admission:
-    def __init__(self, config: TollgateConfig, view: AdmissionView, local: LocalAdmissions) -> None:
+    def __init__(
+        self,
+        config: TollgateConfig,
+        view: AdmissionView,
+        local: LocalAdmissions,
+        replica: str = "",
+    ) -> None:
+        self.replica = replica
         self.settings = config.admission
         self.budgets = config.budgets
         self.rate_limits = config.rate_limits
@@ -89,14 +101,16 @@ class Admission:
             )
         usd, tokens = estimate(body, model, price, self.settings.default_max_tokens)
         headers: dict[str, str] = {}
-        self._check_budgets(budgets, usd, tokens, now, headers)
-        self._check_rates(rates, tokens, now, headers)
+        replicas = self.view.live_replicas(self.replica, now)
+        self._check_budgets(budgets, usd, tokens, now=now, replicas=replicas, headers=headers)
+        self._check_rates(rates, tokens, now=now, replicas=replicas, headers=headers)
         meters = tuple(m.id for _, m in budgets) + tuple(m.id for _, m in rates)
         return Ticket(self.local.add(meters, usd, tokens), usd, tokens, headers)
 
     # -- budgets --------------------------------------------------------------------------
 
-    def _budget_used(self, budget: BudgetSettings, meter: Meter, now: int) -> tuple[Decimal, int]:
+    def _budget_state(self, budget: BudgetSettings, meter: Meter, now: int) -> tuple[Decimal, int]:
+        """Spent this period and reserved, as published (all partitions' shares)."""
         start, _ = period_bounds(budget, now)
         usd, tokens = Decimal(0), 0
         for share in self.view.share_of(meter.id):
@@ -105,26 +119,45 @@ class Admission:
                 tokens += share.tokens
             usd += Decimal(share.reserved_usd)
             tokens += share.reserved_tokens
-        mine = self.local.of(meter.id)
-        return usd + mine.usd, tokens + mine.tokens
+        return usd, tokens
 
     def _check_budgets(
         self,
         budgets: list[tuple[BudgetSettings, Meter]],
         usd: Decimal,
         tokens: int,
+        *,
         now: int,
+        replicas: int,
         headers: dict[str, str],
     ) -> None:
         tightest: tuple[float, str, int] | None = None
         for budget, meter in budgets:
-            used_usd, used_tokens = self._budget_used(budget, meter, now)
+            state_usd, state_tokens = self._budget_state(budget, meter, now)
+            mine = self.local.of(meter.id)
+            past = partial(_past, replicas=replicas, local=mine)
+            used_usd, used_tokens = state_usd + mine.usd, state_tokens + mine.tokens
             _, end = period_bounds(budget, now)
             stretch = Decimal(1) + Decimal(str(budget.burst))
-            over = (budget.max_usd is not None and used_usd + usd > budget.max_usd * stretch) or (
+            over = (
+                budget.max_usd is not None
+                and past(budget.max_usd * stretch, state_usd, mine.usd, usd)
+            ) or (
                 budget.max_tokens is not None
-                and used_tokens + tokens > budget.max_tokens * float(stretch)
+                and past(
+                    budget.max_tokens * stretch,
+                    Decimal(state_tokens),
+                    Decimal(mine.tokens),
+                    Decimal(tokens),
+                )
             )
+            if over == "share" and budget.enforcement == "hard":
+                raise BudgetExceededError(
+                    f"budget `{budget.name}` for {budget.scope} `{meter.subject}` is nearly "
+                    f"spent and what is left is shared by {replicas} gateway replicas until "
+                    "their latest spend is counted; retry in a second",
+                    headers={"retry-after": "1", "x-budget-period-reset": _iso(end)},
+                )
             if over and budget.enforcement == "hard":
                 wait = max(math.ceil((end - now) / 1000), 1)
                 raise BudgetExceededError(
@@ -158,7 +191,9 @@ class Admission:
         self,
         rates: list[tuple[RateLimitSettings, Meter]],
         tokens: int,
+        *,
         now: int,
+        replicas: int,
         headers: dict[str, str],
     ) -> None:
         tightest: tuple[int, int] | None = None
@@ -166,17 +201,19 @@ class Admission:
         for limit, meter in rates:
             shares = self.view.share_of(meter.id)
             mine = self.local.of(meter.id)
+            past = partial(_past, replicas=replicas, local=mine)
             if limit.concurrent is not None:
-                in_flight = sum(s.in_flight for s in shares) + mine.requests
-                if in_flight + 1 > limit.concurrent:
-                    self._refuse(limit, meter, f"{limit.concurrent} requests in flight", 1)
+                in_flight = sum(s.in_flight for s in shares)
+                over = past(limit.concurrent, in_flight, mine.requests, 1)
+                if over:
+                    self._refuse(limit, meter, f"{limit.concurrent} requests in flight", over, 1)
             if limit.requests_per_minute is not None:
-                used = sum(sliding_count(s.minute, s.requests, now) for s in shares)
-                used += mine.requests
-                if used + 1 > limit.requests_per_minute:
-                    self._refuse(
-                        limit, meter, f"{limit.requests_per_minute} requests/min", next_minute_s
-                    )
+                state = sum(sliding_count(s.minute, s.requests, now) for s in shares)
+                used = state + mine.requests
+                over = past(limit.requests_per_minute, state, mine.requests, 1)
+                if over:
+                    rpm = f"{limit.requests_per_minute} requests/min"
+                    self._refuse(limit, meter, rpm, over, next_minute_s)
                 left = max(int(limit.requests_per_minute - used - 1), 0)
                 if tightest is None or left < tightest[1]:
                     tightest = (limit.requests_per_minute, left)
@@ -185,9 +222,10 @@ class Admission:
                     sliding_count(s.minute, s.window_tokens, now) + s.reserved_tokens
                     for s in shares
                 )
-                if used_tokens + mine.tokens + tokens > limit.tokens_per_minute:
+                over = past(limit.tokens_per_minute, used_tokens, mine.tokens, tokens)
+                if over:
                     self._refuse(
-                        limit, meter, f"{limit.tokens_per_minute} tokens/min", next_minute_s
+                        limit, meter, f"{limit.tokens_per_minute} tokens/min", over, next_minute_s
                     )
                 headers["x-ratelimit-limit-tokens"] = str(limit.tokens_per_minute)
                 headers["x-ratelimit-remaining-tokens"] = str(
@@ -197,7 +235,12 @@ class Admission:
             headers["x-ratelimit-limit"] = str(tightest[0])
             headers["x-ratelimit-remaining"] = str(tightest[1])
 
-    def _refuse(self, limit: RateLimitSettings, meter: Meter, what: str, wait_s: int) -> None:
+    def _refuse(
+        self, limit: RateLimitSettings, meter: Meter, what: str, why: Past, wait_s: int
+    ) -> None:
+        if why == "share":
+            what += ", shared by the gateway replicas until their latest requests are counted"
+            wait_s = 1
         raise RateLimitError(
             f"rate limit `{limit.name}` for {limit.scope} `{meter.subject}` reached "
             f"({what}); retry after {wait_s} s",
@@ -205,11 +248,31 @@ class Admission:
         )
 
 
+Past = Literal["limit", "share"] | None
+
+
+def _past(limit: Any, state: Any, mine: Any, this: Any, *, replicas: int, local: Totals) -> Past:
+    """Would admitting ``this`` pass ``limit`` ("limit"), or this replica's share of what is
+    left ("share", free again once the state catches up)?
+
+    Numbers are all Decimal or all int/float. A replica with nothing unreflected may take
+    all that is left (so a small remainder stays usable); beyond that, its share.
+    """
+    if state + mine + this > limit:
+        return "limit"
+    if local.requests > 0 and (mine + this) * replicas > limit - state:
+        return "share"
+    return None
+
+
 def build_admission(
-    config: TollgateConfig, bootstrap_servers: str, on_lag: Callable[[float], None]
+    config: TollgateConfig,
+    bootstrap_servers: str,
+    on_lag: Callable[[float], None],
+    replica: str = "",
 ) -> Admission:
     """The view (not started: the app starts it when some rule needs it) and the ledger."""
     local = LocalAdmissions(
         hold_s=max(2 * config.admission.max_state_age_s, 30.0), on_covered=on_lag
     )
-    return Admission(config, AdmissionView(bootstrap_servers, local.covered), local)
+    return Admission(config, AdmissionView(bootstrap_servers, local.covered), local, replica)

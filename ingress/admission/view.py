@@ -14,7 +14,14 @@ from collections.abc import Callable
 from aiokafka import ConsumerRecord
 
 from ingress.topic_follower import TopicFollower
-from schemas.events import EventDecodeError, MeterProgress, MeterState, decode, now_ms
+from schemas.events import (
+    EventDecodeError,
+    MeterProgress,
+    MeterState,
+    ReplicaAlive,
+    decode,
+    now_ms,
+)
 from schemas.topics import ADMISSION
 
 log = logging.getLogger("tollgate.ingress.admission")
@@ -32,6 +39,8 @@ class AdmissionView(TopicFollower):
         self.progress: dict[int, tuple[int, int]] = {}
         """partition → (offset reflected, when the processors said so, epoch ms)."""
         self.on_progress = on_progress
+        self.replicas: dict[str, tuple[int, int]] = {}
+        """Ingress replica id → (its last heartbeat, its interval), epoch ms."""
 
     def share_of(self, meter: str) -> list[MeterState]:
         found = self.shares.get(meter)
@@ -43,6 +52,16 @@ class AdmissionView(TopicFollower):
             return float("inf")
         oldest = min(ts for _, ts in self.progress.values())
         return max((now or now_ms()) - oldest, 0)
+
+    def live_replicas(self, me: str, now: int | None = None) -> int:
+        """Replicas (this one included) heard from within three of their intervals."""
+        now = now or now_ms()
+        others = sum(
+            1
+            for replica, (ts, interval) in self.replicas.items()
+            if replica != me and now - ts <= 3 * interval
+        )
+        return others + 1
 
     def apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
         if record.value is None:
@@ -57,3 +76,5 @@ class AdmissionView(TopicFollower):
         elif isinstance(event, MeterProgress):
             self.progress[event.partition] = (event.offset, event.ts)
             self.on_progress(event.partition, event.offset)
+        elif isinstance(event, ReplicaAlive):
+            self.replicas[event.replica] = (event.ts, event.interval_ms)

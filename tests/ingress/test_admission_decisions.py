@@ -16,7 +16,7 @@ from ingress.admission.view import AdmissionView
 from ingress.auth import Principal
 from ingress.errors import BudgetExceededError, OverloadedError, RateLimitError
 from schemas.config import TollgateConfig
-from schemas.events import Event, MeterProgress, MeterState, now_ms
+from schemas.events import Event, MeterProgress, MeterState, ReplicaAlive, now_ms
 from schemas.meters import minute_of, period_bounds
 from schemas.pricing import Price
 
@@ -210,3 +210,48 @@ def test_the_estimate_is_prompt_plus_the_most_it_may_generate() -> None:
     price = Price(model="gpt-4o-mini", input=Decimal("1"), output=Decimal("2"))
     usd, tokens = estimate(BODY, "gpt-4o-mini", price, 1024)
     assert usd == (Decimal(prompt) * 1 + Decimal(10) * 2) / 1_000_000 and tokens == prompt + 10
+
+
+def _peer(admission: Admission, ts: int) -> None:
+    alive = ReplicaAlive(request_id="", tenant="", replica="peer", interval_ms=1000, ts=ts)
+    _publish(admission, alive)
+
+
+def _admit_until_refused(admission: Admission) -> tuple[list[Any], BudgetExceededError]:
+    tickets = []
+    while True:
+        try:
+            tickets.append(_check(admission))
+        except BudgetExceededError as refused:
+            return tickets, refused
+
+
+def test_near_the_limit_each_live_replica_keeps_to_its_share_of_what_is_left() -> None:
+    per_request = estimate(BODY, "gpt-4o-mini", None, 1024)[1]
+    rule = {"name": "t", "scope": "tenant", "max_tokens": 10 * per_request}
+    alone, _ = _admission(budgets=[rule])
+    _peer(alone, now_ms() - 10_000)  # a peer gone quiet for 10 intervals does not count
+    assert len(_admit_until_refused(alone)[0]) == 10
+
+    shared, _ = _admission(budgets=[rule])
+    _peer(shared, now_ms())
+    assert shared.view.live_replicas(shared.replica) == 2
+    tickets, refused = _admit_until_refused(shared)
+    assert len(tickets) == 5  # half of what is left, until the state counts them
+    assert refused.headers["retry-after"] == "1" and "shared by 2" in refused.message
+    for offset, ticket in enumerate(tickets):
+        shared.local.acked(ticket.entry, 0, offset)
+    start, _ = period_bounds(shared.budgets[0], now_ms())
+    counted = MeterState(
+        request_id="",
+        tenant="",
+        meter="budget:t:acme",
+        kind="budget",
+        partition=0,
+        period_start=start,
+        reserved_tokens=5 * per_request,
+    )
+    _publish(shared, counted)
+    _publish(shared, MeterProgress(request_id="", tenant="", partition=0, offset=4, ts=now_ms()))
+    # 5 left: the first may take all of it, then half: 2 more before waiting again
+    assert len(_admit_until_refused(shared)[0]) == 2
