@@ -1,0 +1,299 @@
+"""How far past a budget do many clients get through two ingress processes, and how old is
+the state each ingress decides from?
+
+    .venv/bin/python -m tests.bench.admission_overshoot [--clients 32] [--ingress 2]
+                                                        [--budget-requests 300]
+
+Starts a real Kafka broker, the fake upstream, the processors and ``--ingress`` ingress
+processes (one worker each), with one hard USD budget for the tenant sized to
+``--budget-requests`` requests at the real price of one answer. The clients, spread over
+the ingress processes, send until the budget says it is spent (a 429 whose Retry-After is
+the period's end). It prints:
+
+- overshoot: requests and dollars served past the budget, counted by the clients from
+  every answer's usage at catalog prices and by the processors' own meter state;
+- lag: the admission-state lag p50/p99 (admitting a request → the processors' published
+  state counting it), merged from each ingress's ``/metrics`` histogram.
+
+Targets (issue 4): overshoot at most one request per ingress process; lag p99 ≤ 250 ms.
+Loopback only; bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+
+from infra.processes import terminate_group, wait_port
+from infra.topics import all_topics, ensure_topics
+from processors.main import ready_file
+from schemas.config import TollgateConfig, load_config
+from schemas.events import MeterState, Usage, decode
+from schemas.pricing import Price, build_price_book
+from schemas.topics import ADMISSION
+from tests.harness import TEST_KEY, free_port, running_broker, write_config
+from tests.kafka_io import collect
+
+BODY = {
+    "model": "gpt-4o-mini",
+    "max_tokens": 16,
+    "messages": [{"role": "user", "content": "Benchmark me, briefly."}],
+}
+LAG_METRIC = "tollgate_admission_state_lag_seconds_bucket"
+
+
+@dataclass
+class Tally:
+    served: int = 0
+    usd: Decimal = Decimal(0)
+    per_ingress: dict[int, int] = field(default_factory=dict)
+    share_waits: int = 0
+    refused: int = 0
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "infra.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _price(config: TollgateConfig) -> Price:
+    price = build_price_book(config.prices()).lookup(BODY["model"], int(time.time() * 1000))
+    assert price is not None, "gpt-4o-mini is missing from the price catalog"
+    return price
+
+
+def _cost(price: Price, usage: dict[str, Any]) -> Decimal:
+    return price.cost(
+        Usage(prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"])
+    )
+
+
+async def _client(url: str, index: int, tally: Tally, deadline: float, price: Price) -> None:
+    headers = {"authorization": f"Bearer {TEST_KEY}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        while time.monotonic() < deadline:
+            answer = await http.post(url, json=BODY, headers=headers)
+            if answer.status_code == 200:
+                tally.served += 1
+                tally.usd += _cost(price, answer.json()["usage"])
+                tally.per_ingress[index] = tally.per_ingress.get(index, 0) + 1
+                continue
+            if answer.status_code != 429:
+                raise RuntimeError(f"unexpected {answer.status_code}: {answer.text}")
+            if answer.headers.get("retry-after") == "1":  # a replica's share: wait for state
+                tally.share_waits += 1
+                await asyncio.sleep(0.02)
+                continue
+            tally.refused += 1
+            return  # spent for the period
+
+
+def _lag_quantiles(expositions: list[str], quantiles: tuple[float, ...]) -> list[float]:
+    """Merge the cumulative histograms and interpolate linearly inside the bucket."""
+    buckets: dict[float, float] = {}
+    for text in expositions:
+        for line in text.splitlines():
+            if line.startswith(LAG_METRIC):
+                bound = line.split('le="', 1)[1].split('"', 1)[0]
+                upper = math.inf if bound == "+Inf" else float(bound)
+                buckets[upper] = buckets.get(upper, 0.0) + float(line.rsplit(" ", 1)[1])
+    bounds = sorted(buckets)
+    total = buckets.get(math.inf, 0.0)
+    out = []
+    for q in quantiles:
+        rank, lower, below = q * total, 0.0, 0.0
+        for upper in bounds:
+            if buckets[upper] >= rank and total:
+                if upper == math.inf:
+                    out.append(lower)
+                    break
+                inside = buckets[upper] - below
+                out.append(lower + (upper - lower) * ((rank - below) / inside if inside else 1))
+                break
+            lower, below = upper, buckets[upper]
+        else:
+            out.append(math.nan)
+    return out
+
+
+async def _processors_spent(config: TollgateConfig, meter: str) -> Decimal:
+    records = await collect(
+        config.kafka.bootstrap_servers,
+        ADMISSION.name,
+        lambda r: r.key is not None and r.key.decode().startswith(meter + "#"),
+        expected=1 << 30,
+        wait_s=4,
+    )
+    latest: dict[int, MeterState] = {}
+    for record in records:
+        state = decode(record.value)
+        assert isinstance(state, MeterState)
+        latest[state.partition] = state
+    return sum((Decimal(s.spent_usd) for s in latest.values()), Decimal(0))
+
+
+def _configs(home: Path, bootstrap: str, ingress: int, budget_usd: Decimal, upstream: int):
+    base, path = write_config(
+        home,
+        bootstrap,
+        fake_upstream={"port": upstream},
+        providers={"fake": {"kind": "openai", "base_url": f"http://127.0.0.1:{upstream}/v1"}},
+        deployments=[{"model": "gpt-4o-mini", "provider": "fake"}],
+        budgets=[
+            {
+                "name": "bench",
+                "scope": "tenant",
+                "match": f"tenant-{home.name}",
+                "max_usd": str(budget_usd),
+                "thresholds": [0.5],
+            }
+        ],
+    )
+    configs = [(base, path)]
+    for i in range(1, ingress):
+        data = yaml.safe_load(path.read_text())
+        data["ingress"]["port"] = free_port()
+        other = home / f"tollgate-{i}.yaml"
+        other.write_text(yaml.safe_dump(data))
+        configs.append((load_config(other, env={}), other))
+    return configs
+
+
+async def _calibrate(upstream: int) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.post(
+            f"http://127.0.0.1:{upstream}/v1/chat/completions",
+            json=BODY,
+            headers={"authorization": "Bearer bench"},
+        )
+        answer.raise_for_status()
+        return dict(answer.json()["usage"])
+
+
+def run(clients: int, ingress: int, budget_requests: int, seconds: float) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="tollgate-overshoot-"))
+    processes: list[subprocess.Popen[bytes]] = []
+    with running_broker(home / "kafka") as broker:
+        try:
+            upstream = free_port()
+            probe, probe_path = write_config(
+                home / "probe", broker.bootstrap_servers, fake_upstream={"port": upstream}
+            )
+            processes.append(
+                _spawn(["upstream", "--config", str(probe_path)], home / "upstream.log")
+            )
+            wait_port("127.0.0.1", upstream, "fake upstream")
+            one = _cost(_price(probe), asyncio.run(_calibrate(upstream)))
+            budget = one * budget_requests
+            gw = home / "gw"
+            configs = _configs(gw, broker.bootstrap_servers, ingress, budget, upstream)
+            config = configs[0][0]
+            asyncio.run(ensure_topics(broker.bootstrap_servers, all_topics(config)))
+            print("==> starting the processors", file=sys.stderr)
+            processes.append(_spawn(["worker", "--config", str(configs[0][1])], home / "w.log"))
+            deadline = time.monotonic() + 120
+            while not ready_file(config).exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"worker not ready in 120 s; see {home / 'w.log'}")
+                time.sleep(0.2)
+            for i, (each, each_path) in enumerate(configs):
+                print(f"==> starting ingress {i + 1}", file=sys.stderr)
+                processes.append(
+                    _spawn(["ingress", "--config", str(each_path)], home / f"ingress{i}.log")
+                )
+                wait_port("127.0.0.1", each.ingress.port, f"ingress {i + 1}")
+            time.sleep(2)  # heartbeats: each replica learns the other is there
+            print(
+                f"==> {clients} clients against a ${budget:.6f} budget "
+                f"({budget_requests} answers at ${one:.8f})",
+                file=sys.stderr,
+            )
+            return asyncio.run(_measure(configs, clients, seconds, budget, one, budget_requests))
+        finally:
+            for process in reversed(processes):
+                terminate_group(process.pid, 15)
+
+
+async def _measure(  # noqa: PLR0917
+    configs: list[tuple[TollgateConfig, Path]],
+    clients: int,
+    seconds: float,
+    budget: Decimal,
+    one: Decimal,
+    budget_requests: int,
+) -> dict[str, Any]:
+    tally = Tally()
+    urls = [f"http://{c.ingress.host}:{c.ingress.port}/v1/chat/completions" for c, _ in configs]
+    price = _price(configs[0][0])
+    started = time.monotonic()
+    deadline = started + seconds
+    await asyncio.gather(
+        *(
+            _client(urls[i % len(urls)], i % len(urls), tally, deadline, price)
+            for i in range(clients)
+        )
+    )
+    elapsed = time.monotonic() - started
+    await asyncio.sleep(1.5)  # the last responses reach the state and the lag histograms
+    async with httpx.AsyncClient(timeout=10) as http:
+        expositions = [
+            (await http.get(f"http://{c.ingress.host}:{c.ingress.port}/metrics")).text
+            for c, _ in configs
+        ]
+    p50, p99 = _lag_quantiles(expositions, (0.5, 0.99))
+    config = configs[0][0]
+    counted = await _processors_spent(config, f"budget:bench:tenant-{config.home.name}")
+    return {
+        "ingress_processes": len(configs),
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "budget_usd": float(budget),
+        "budget_requests": budget_requests,
+        "served": tally.served,
+        "served_per_ingress": tally.per_ingress,
+        "share_waits": tally.share_waits,
+        "served_usd_by_clients": float(tally.usd),
+        "spent_usd_by_processors": float(counted),
+        "overshoot_requests": max(tally.served - budget_requests, 0),
+        "overshoot_usd": float(max(tally.usd - budget, Decimal(0))),
+        "undershoot_requests": max(budget_requests - tally.served, 0),
+        "budget_enforced": tally.refused == clients,
+        "admission_lag_p50_ms": round(p50 * 1000, 1),
+        "admission_lag_p99_ms": round(p99 * 1000, 1),
+        "throughput_req_per_s": round(tally.served / elapsed, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--ingress", type=int, default=2, help="ingress processes")
+    parser.add_argument("--budget-requests", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=60.0, help="give up after this")
+    args = parser.parse_args()
+    report = run(args.clients, args.ingress, args.budget_requests, args.seconds)
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+
+
+if __name__ == "__main__":
+    main()
