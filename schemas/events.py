@@ -102,6 +102,15 @@ class RequestReceived(Event):
     """The admission estimate (prompt by tiktoken plus max output, priced): the processors
     reserve it against budgets while the request is in flight."""
     est_tokens: int = 0
+    body_kept: str = "full"
+    """What ``body`` holds under the tenant's body policy: ``full``, ``redacted`` (PII and
+    secrets replaced by placeholders) or ``none`` (``body`` is empty)."""
+    guard: dict[str, Any] | None = None
+    """The inline guard's verdict on the prompt: ``action`` (allow, warn, redact, block),
+    ``entities`` (type → count) and ``injection_score``; None when no guard ran."""
+    experiment: str = ""
+    variant: str = ""
+    """A replay or live split tags its calls; empty for ordinary traffic."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -132,6 +141,13 @@ class ResponseCompleted(Event):
     team: str | None = None
     user: str | None = None
     org: str | None = None
+    outputs_kept: str = "full"
+    """What ``outputs`` hold under the body policy (as ``RequestReceived.body_kept``);
+    usage is counted from the provider's report, so ``none`` loses no cost."""
+    guard: dict[str, Any] | None = None
+    """The output guard's verdict (PII leaks, blocked topics), as on the request."""
+    experiment: str = ""
+    variant: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -154,6 +170,8 @@ class ResponseFailed(Event):
     team: str | None = None
     user: str | None = None
     org: str | None = None
+    experiment: str = ""
+    variant: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
