@@ -20,13 +20,16 @@ class QueryError(RuntimeError):
     pass
 
 
-def run_sql(config: TollgateConfig, sql: str) -> dict[str, Any]:
+def run_sql(
+    config: TollgateConfig, sql: str, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``params`` fill ClickHouse query parameters such as ``{tenant:String}``."""
     if config.clickhouse.url:
-        return _direct(config, sql)
+        return _direct(config, sql, params)
     url = f"http://{config.sink.query_host}:{config.sink.query_port}/query"
     request = urllib.request.Request(
         url,
-        data=orjson.dumps({"sql": sql}),
+        data=orjson.dumps({"sql": sql, "params": params or {}}),
         method="POST",
         headers={"content-type": "application/json"},
     )
@@ -39,17 +42,19 @@ def run_sql(config: TollgateConfig, sql: str) -> dict[str, Any]:
     except urllib.error.URLError as exc:
         if not isinstance(exc.reason, ConnectionRefusedError):
             raise QueryError(f"cannot reach the sink's query endpoint {url}: {exc.reason}") from exc
-    return _direct(config, sql)
+    return _direct(config, sql, params)
 
 
-def _direct(config: TollgateConfig, sql: str) -> dict[str, Any]:
+def _direct(
+    config: TollgateConfig, sql: str, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from sinks.clickhouse.client import ensure_database, open_client
     from sinks.query_server import run_query
 
     client = open_client(config)
     try:
         ensure_database(client, config.clickhouse.database)
-        return orjson.loads(orjson.dumps(run_query(client, sql), default=str))
+        return orjson.loads(orjson.dumps(run_query(client, sql, params), default=str))
     except Exception as exc:
         raise QueryError(str(exc)) from exc
     finally:

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from schemas.guards_config import GuardSettings
 from schemas.limits_config import (
     AdmissionSettings,
     AlertSettings,
@@ -56,6 +57,9 @@ class ClickHouseSettings(_Strict):
     url: str | None = Field(None, description="http(s)://user:password@host:8123; unset = chDB")
     path: Path | None = Field(None, description="chDB data path; default <home>/clickhouse")
     database: str = Field("tollgate", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    verify: bool = Field(True, description="check the server's TLS certificate (https URLs)")
+    ca_cert: Path | None = Field(None, description="CA bundle for the server's certificate")
+    body_ttl_days: int = Field(30, ge=0, description="prompt/completion bodies; 0 = not stored")
 
 
 class SinkSettings(_Strict):
@@ -170,6 +174,7 @@ class TollgateConfig(_Strict):
     rate_limits: tuple[RateLimitSettings, ...] = ()
     admission: AdmissionSettings = AdmissionSettings()
     alerts: AlertSettings = AlertSettings()
+    guards: GuardSettings = Field(default_factory=GuardSettings)
 
     @model_validator(mode="before")
     @classmethod

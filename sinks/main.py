@@ -13,6 +13,7 @@ from aiohttp import web
 from schemas.config import TollgateConfig
 from sinks.alerts.consumer import AlertConsumer
 from sinks.clickhouse.client import open_client
+from sinks.clickhouse.metrics import SinkMetrics
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.writer import ClickHouseSink
 from sinks.query_server import create_query_app
@@ -32,9 +33,10 @@ async def run_sink(config: TollgateConfig) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sink = ClickHouseSink(config, client, executor)
+    metrics = SinkMetrics()
+    sink = ClickHouseSink(config, client, executor, metrics)
     runner = web.AppRunner(
-        create_query_app(client, executor, lambda: dataclasses.asdict(sink.stats))
+        create_query_app(client, executor, lambda: dataclasses.asdict(sink.stats), metrics.registry)
     )
     await runner.setup()
     await web.TCPSite(runner, config.sink.query_host, config.sink.query_port).start()

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from clickhouse_connect.driver.client import Client
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 _READING = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXPLAIN|EXISTS)\b", re.IGNORECASE)
 
@@ -48,8 +49,10 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def run_query(client: Client, sql: str) -> dict[str, Any]:
-    result = client.query(check_read_only(sql))
+def run_query(client: Client, sql: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``params`` fill ClickHouse query parameters (``{tenant:String}``) on the server side,
+    so a value never becomes SQL."""
+    result = client.query(check_read_only(sql), parameters=params or None)
     return {
         "columns": list(result.column_names),
         "types": [t.name for t in result.column_types],
@@ -58,21 +61,27 @@ def run_query(client: Client, sql: str) -> dict[str, Any]:
 
 
 def create_query_app(
-    client: Client, executor: Executor, health: Callable[[], dict[str, Any]]
+    client: Client,
+    executor: Executor,
+    health: Callable[[], dict[str, Any]],
+    registry: CollectorRegistry | None = None,
 ) -> web.Application:
     async def query(request: web.Request) -> web.Response:
         try:
             body = orjson.loads(await request.read())
             sql = body["sql"]
+            params = body.get("params") or {}
             if not isinstance(sql, str):
                 raise TypeError("`sql` must be a string")
+            if not isinstance(params, dict):
+                raise TypeError("`params` must be an object")
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             return _error(
                 400, f'send JSON {{"sql": "SELECT ..."}} ({exc})', "invalid_request_error"
             )
         try:
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(executor, run_query, client, sql)
+            result = await loop.run_in_executor(executor, run_query, client, sql, params)
         except NotReadOnlyError as exc:
             return _error(403, str(exc), "permission_error")
         except Exception as exc:
@@ -86,9 +95,14 @@ def create_query_app(
             body=orjson.dumps({"status": "ok", **health()}), content_type="application/json"
         )
 
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry) if registry is not None else b""
+        return web.Response(body=body, headers={"content-type": CONTENT_TYPE_LATEST})
+
     app = web.Application(client_max_size=1024 * 1024)
     app.router.add_post("/query", query)
     app.router.add_get("/health", healthz)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

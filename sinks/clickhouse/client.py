@@ -3,16 +3,30 @@
 Both are clickhouse-connect clients, so the DDL and the queries are the same. chDB runs the
 engine in this process and only one process may own a data path; other processes query it
 through the sink's query endpoint (``sinks.query_server``).
+
+A server URL carries the user and password (``https://user:password@host:8443``, both
+percent-encoded); ``https`` turns TLS on, checked against the system CAs unless
+``clickhouse.ca_cert`` names a bundle (or ``certifi``) or ``clickhouse.verify`` is false.
 """
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from schemas.config import TollgateConfig
+from schemas.config import ClickHouseSettings, TollgateConfig
+
+SESSION_SETTINGS = {
+    "insert_deduplicate": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+    "async_insert": 0,
+}
+"""For every client: block dedup for tables and their views (a re-sent batch with the same
+insert token adds nothing anywhere), and synchronous inserts (async ones buffer and
+deduplicate differently, and would hide a failed write from the sink)."""
 
 
 class ClickHouseUnavailableError(RuntimeError):
@@ -23,10 +37,12 @@ def open_client(config: TollgateConfig) -> Client:
     settings = config.clickhouse
     try:
         if settings.url:
-            return _server_client(settings.url)
+            return _server_client(settings)
         path = config.chdb_path
         path.mkdir(parents=True, exist_ok=True)
-        return clickhouse_connect.get_client(interface="chdb", path=str(path))
+        return clickhouse_connect.get_client(
+            interface="chdb", path=str(path), settings=dict(SESSION_SETTINGS)
+        )
     except Exception as exc:
         where = _redacted(settings.url) if settings.url else f"chDB at {config.chdb_path}"
         raise ClickHouseUnavailableError(
@@ -35,16 +51,29 @@ def open_client(config: TollgateConfig) -> Client:
         ) from exc
 
 
-def _server_client(url: str) -> Client:
-    parts = urlsplit(url)
+def server_client_args(settings: ClickHouseSettings) -> dict[str, Any]:
+    """clickhouse-connect arguments for a server URL (separate, so it is testable)."""
+    parts = urlsplit(settings.url or "")
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"clickhouse.url must be http:// or https://, not {parts.scheme!r}")
     secure = parts.scheme == "https"
-    return clickhouse_connect.get_client(
-        host=parts.hostname or "localhost",
-        port=parts.port or (8443 if secure else 8123),
-        username=unquote(parts.username or "default"),
-        password=unquote(parts.password or ""),
-        secure=secure,
-    )
+    args: dict[str, Any] = {
+        "host": parts.hostname or "localhost",
+        "port": parts.port or (8443 if secure else 8123),
+        "username": unquote(parts.username or "default"),
+        "password": unquote(parts.password or ""),
+        "secure": secure,
+        "settings": dict(SESSION_SETTINGS),
+    }
+    if secure:
+        args["verify"] = settings.verify
+        if settings.ca_cert is not None:
+            args["ca_cert"] = str(settings.ca_cert)
+    return args
+
+
+def _server_client(settings: ClickHouseSettings) -> Client:
+    return clickhouse_connect.get_client(**server_client_args(settings))
 
 
 def _redacted(url: str) -> str:

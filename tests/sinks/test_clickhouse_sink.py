@@ -41,8 +41,8 @@ class FlakyClient:
         self.client = client
         self.failures_left = 1
 
-    def insert(self, table: str, rows: list[Any], column_names: list[str]) -> None:
-        self.client.insert(table, rows, column_names=column_names)
+    def insert(self, table: str, rows: list[Any], column_names: list[str], **kw: Any) -> None:
+        self.client.insert(table, rows, column_names=column_names, **kw)
         if self.failures_left:
             self.failures_left -= 1
             raise ConnectionError("ClickHouse went away mid-batch")
@@ -131,7 +131,9 @@ async def test_exactly_once_with_duplicates_dead_letters_and_a_failed_insert(
     try:
         migrate(client, config.clickhouse.database)
         flaky = FlakyClient(client)
-        sink = await _run_sink(config, flaky, lambda s: s.stats.rows >= 120)
+        sink = await _run_sink(
+            config, flaky, lambda s: s.stats.rows >= 60 and s.stats.duplicates >= 60
+        )
         assert flaky.failures_left == 0 and sink.stats.insert_retries >= 1
         assert sink.stats.dead_lettered == 1
 
@@ -150,6 +152,13 @@ async def test_exactly_once_with_duplicates_dead_letters_and_a_failed_insert(
             f"SELECT type, count() FROM {db}.request_log FINAL {where} GROUP BY type ORDER BY type"
         ).result_rows
         assert log_rows == [("request.received", 20), ("response.completed", 20)]
+        # the second copies never reached ClickHouse: no FINAL needed, and no rollup counts them
+        raw = client.query(f"SELECT count() FROM {db}.usage {where}").result_rows
+        rolled = client.query(
+            f"SELECT sum(requests), sum(cost) FROM {db}.usage_hour {where}"
+        ).result_rows
+        assert raw == [(20,)] and rolled == [(20, expected_cost)]
+        assert sink.stats.duplicates == 60
 
         # offsets were committed after the insert: a restarted sink writes nothing again
         again = await _run_sink(config, client, lambda s: s.stats.batches > 0, seconds=4)
