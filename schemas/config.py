@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from schemas.guards_config import GuardSettings
 from schemas.limits_config import (
     AdmissionSettings,
     AlertSettings,
@@ -173,6 +174,7 @@ class TollgateConfig(_Strict):
     rate_limits: tuple[RateLimitSettings, ...] = ()
     admission: AdmissionSettings = AdmissionSettings()
     alerts: AlertSettings = AlertSettings()
+    guards: GuardSettings = Field(default_factory=GuardSettings)
 
     @model_validator(mode="before")
     @classmethod
