@@ -58,8 +58,10 @@ class Ledger:
         return [
             Plan(
                 token=token,
-                ranges=tuple((str(t), int(p), int(a), int(b)) for t, p, a, b in ranges),
-                skipped=frozenset((str(t), int(p), int(o)) for t, p, o in skipped),
+                ranges=tuple(
+                    (str(t), int(p), int(a), int(b)) for t, p, a, b in map(_tuple, ranges)
+                ),
+                skipped=frozenset((str(t), int(p), int(o)) for t, p, o in map(_tuple, skipped)),
             )
             for token, ranges, skipped in result.result_rows
         ]
@@ -71,6 +73,11 @@ class Ledger:
             "WHERE state = 'done' GROUP BY r.1, r.2"
         )
         return {(str(t), int(p)): int(o) for t, p, o in result.result_rows}
+
+
+def _tuple(value: Any) -> tuple[Any, ...]:
+    """A named Tuple comes back as a dict from clickhouse-connect, an unnamed one as a tuple."""
+    return tuple(value.values()) if isinstance(value, dict) else tuple(value)
 
 
 def stored_event_ids(client: Client, table: str, events: list[Any]) -> set[str]:

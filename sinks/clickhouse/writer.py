@@ -309,7 +309,17 @@ class _Resume(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         if not assigned:
             return
-        after = await self.sink.resume(assigned, self.stop)
+        delay = 0.5
+        while True:  # fetching before the resume is done could skip or repeat a batch
+            try:
+                after = await self.sink.resume(assigned, self.stop)
+                break
+            except Exception as exc:
+                if self.stop.is_set():
+                    raise
+                log.warning("cannot resume %d partitions yet (%s); retrying", len(assigned), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         for tp in assigned:
             offset = after.get((tp.topic, tp.partition))
             if offset is None:
