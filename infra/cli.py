@@ -11,6 +11,7 @@ from typing import Any
 import click
 import orjson
 
+from infra.analytics_cli import register as register_analytics
 from schemas.config import ConfigError, TollgateConfig, default_config_path, load_config
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
@@ -230,6 +231,8 @@ def config_cmd(action: str, config_path: Path | None) -> None:
             orjson.dumps(config.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode()
         )
 
+
+register_analytics(main, lambda path: _load(path, demo=True)[0])
 
 if __name__ == "__main__":
     main()
