@@ -18,8 +18,9 @@ from starlette.responses import Response, StreamingResponse
 
 from ingress import exchange
 from ingress.anthropic_translate import MessageEvents, to_anthropic_message, to_canonical
-from ingress.errors import GatewayError, InvalidRequestError
+from ingress.errors import GatewayError, GuardBlockedError, InvalidRequestError
 from ingress.gateway import Call, Gateway
+from ingress.guards import OutputBlocked
 from ingress.routing.router import Target
 from ingress.stream_outputs import StreamOutputs, outputs_of
 
@@ -61,7 +62,7 @@ class MessagesService:
             targets = self.gw.route(call, model, canonical)
             call.stream = bool(canonical.get("stream"))
             # the canonical body: what replays and token counting read, whatever the door
-            self.gw.received(call, model, call.stream, canonical)
+            canonical = self.gw.received(call, model, call.stream, canonical)
             if call.stream:
                 response = await self._stream(call, canonical, targets)
                 streaming = True
@@ -88,12 +89,17 @@ class MessagesService:
             )
 
         answer, target, attempts = await call.runtime.dispatcher.run(targets, attempt)
+        answer, blocked = self.gw.checked_answer(call, answer)
         outputs, finish = outputs_of(answer)
+        usage = answer.get("usage")
+        finish = "content_filter" if blocked else finish
         self.gw.completed(
-            call, target, attempts, outputs=outputs, finish_reason=finish, usage=answer.get("usage")
+            call, target, attempts, outputs=outputs, finish_reason=finish, usage=usage
         )
-        message = to_anthropic_message(answer, body["model"])
         headers = call.response_headers(target, len(attempts))
+        if blocked is not None:
+            return anthropic_error(GuardBlockedError(str(blocked), headers=headers), call.rid)
+        message = to_anthropic_message(answer, body["model"])
         return Response(orjson.dumps(message), 200, headers, "application/json")
 
     async def _stream(self, call: Call, body: dict[str, Any], targets: list[Target]) -> Response:
@@ -110,14 +116,25 @@ class MessagesService:
             events = MessageEvents(f"msg_{uuid.uuid4().hex[:24]}", body["model"])
             seen = StreamOutputs()
             status, left = 200, True
+            checks = self.gw.stream_filter(call)
             try:
                 async for chunk in stream:
+                    if checks is not None:
+                        chunk = checks.chunk(chunk)  # noqa: PLW2901
                     seen.add(chunk)
                     for event in events.feed(chunk):
+                        yield event
+                tail = checks.flush() if checks is not None else None
+                if tail is not None:
+                    seen.add(tail)
+                    for event in events.feed(tail):
                         yield event
                 left = False
                 for event in events.finish():
                     yield event
+            except OutputBlocked as exc:
+                left, seen.finish_reason = False, "content_filter"
+                yield events.error(str(exc))
             except exchange.BrokenStream as exc:
                 left, status = False, exc.failure.status
                 yield events.error(exc.failure.message)

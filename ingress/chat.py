@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ingress import exchange
-from ingress.errors import GatewayError
+from ingress.errors import GatewayError, GuardBlockedError, error_response
 from ingress.gateway import Call, Gateway
+from ingress.guards import OutputBlocked
 from ingress.routing.router import Target
 from ingress.stream_outputs import StreamOutputs, outputs_of
 from ingress.validation import check_chat_request
@@ -46,7 +47,7 @@ class ChatService:
             model = body["model"]
             targets = self.gw.route(call, model, body)
             call.stream = bool(body.get("stream"))
-            self.gw.received(call, model, call.stream, body)
+            body = self.gw.received(call, model, call.stream, body)  # as the guards allow
             tokens = estimate_tokens(int(request.headers.get("content-length") or 0), body)
             if call.stream:
                 response = await self._stream(call, body, targets, tokens)
@@ -70,11 +71,16 @@ class ChatService:
             )
 
         answer, target, attempts = await call.runtime.dispatcher.run(targets, attempt, tokens)
+        answer, blocked = self.gw.checked_answer(call, answer)
         outputs, finish = outputs_of(answer)
+        usage = answer.get("usage")
+        finish = "content_filter" if blocked else finish
         self.gw.completed(
-            call, target, attempts, outputs=outputs, finish_reason=finish, usage=answer.get("usage")
+            call, target, attempts, outputs=outputs, finish_reason=finish, usage=usage
         )
         headers = call.response_headers(target, len(attempts))
+        if blocked is not None:
+            return error_response(GuardBlockedError(str(blocked), headers=headers))
         return Response(orjson.dumps(answer), 200, headers, "application/json")
 
     async def _stream(
@@ -104,16 +110,32 @@ class ChatService:
     ) -> AsyncIterator[bytes]:
         seen = StreamOutputs()
         status, left = 200, True
+        checks = self.gw.stream_filter(call)
         try:
             async for chunk in stream:
+                if checks is not None:
+                    chunk = checks.chunk(chunk)  # noqa: PLW2901
                 seen.add(chunk)
                 if not wants_usage and "usage" in chunk:
                     if not chunk.get("choices"):
                         continue  # the usage-only chunk the gateway asked for itself
                     chunk = {k: v for k, v in chunk.items() if k != "usage"}  # noqa: PLW2901
                 yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+            tail = checks.flush() if checks is not None else None
+            if tail is not None:
+                seen.add(tail)
+                yield b"data: " + orjson.dumps(tail) + b"\n\n"
             left = False
             yield b"data: [DONE]\n\n"
+        except OutputBlocked as exc:
+            left, seen.finish_reason = False, "content_filter"
+            error = {
+                "message": str(exc),
+                "type": GuardBlockedError.type,
+                "param": None,
+                "code": GuardBlockedError.code,
+            }
+            yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
         except exchange.BrokenStream as exc:
             left, status = False, exc.failure.status
             error = {

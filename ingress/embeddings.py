@@ -27,7 +27,7 @@ class EmbeddingsService:
             texts = check_embeddings_request(body)
             model = body["model"]
             targets = self.gw.route(call, model, body)
-            self.gw.received(call, model, False, body)
+            body = self.gw.received(call, model, False, body)  # as the guards allow
 
             async def attempt(t: Target) -> dict[str, Any]:
                 p = t.deployment.provider

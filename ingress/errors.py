@@ -52,6 +52,13 @@ class InvalidRequestError(GatewayError):
     type = "invalid_request_error"
 
 
+class GuardBlockedError(InvalidRequestError):
+    """The content policy refused the request (or withheld the answer): the message names
+    what was found, by type only, never the values."""
+
+    code = "content_policy_violation"
+
+
 class AuthenticationError(GatewayError):
     status = 401
     type = "invalid_request_error"

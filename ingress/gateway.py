@@ -19,9 +19,11 @@ from ingress.auth import KeyStore, Principal
 from ingress.errors import (
     BudgetExceededError,
     GatewayError,
+    GuardBlockedError,
     PayloadTooLargeError,
     PermissionDeniedError,
 )
+from ingress.guards import Inspection, OutputBlocked, OutputGuard, StreamFilter, event_outputs
 from ingress.log_context import request_id_var
 from ingress.metrics import Metrics
 from ingress.publisher import EventPublisher
@@ -77,6 +79,9 @@ class Call:
     ticket: Ticket = NOT_METERED
     deployment: str = ""
     """Where routing sent the request first."""
+    inspection: Inspection | None = None
+    """The inline guard's findings on the request (None: guards off for this call)."""
+    output: OutputGuard | None = None
 
     def response_headers(self, target: Target | None, attempts: int = 1) -> dict[str, str]:
         headers = {"x-request-id": self.rid, **self.ticket.headers}
@@ -137,10 +142,19 @@ class Gateway:
         price = runtime.price_today(first) or runtime.price_today(model)
         call.ticket = admission.check(call.who, model, call.deployment or None, body, price)
 
-    def received(self, call: Call, model: str, stream: bool, body: dict[str, Any]) -> None:
+    def received(
+        self, call: Call, model: str, stream: bool, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Guard the request (``ingress.guards``), publish ``request.received`` with what the
+        body policy keeps, and return the body to send upstream. A blocked request raises
+        ``GuardBlockedError`` after it is recorded, so ``failed`` records the refusal too."""
         call.model, call.stream, call.published = model, stream, True
         who, ticket = call.who, call.ticket
         entry = ticket.entry
+        inspection = call.inspection = call.runtime.guards.inspect(who.tenant, model, body)
+        stored, kept, verdict = body, "full", None
+        if inspection is not None:
+            stored, kept, verdict = inspection.stored, inspection.body_kept, inspection.verdict
         self.publisher.publish(
             REQUESTS.name,
             RequestReceived(
@@ -150,16 +164,45 @@ class Gateway:
                 endpoint=call.endpoint,
                 model=model,
                 stream=stream,
-                body=body,
+                body=stored,
                 team=who.team,
                 user=who.user,
                 org=who.org,
                 deployment=call.deployment,
                 est_usd=str(ticket.usd),
                 est_tokens=ticket.tokens,
+                body_kept=kept,
+                guard=verdict,
             ),
             None if entry is None else lambda p, o: self.admission.local.acked(entry, p, o),
         )
+        if inspection is None:
+            return body
+        if inspection.blocked is not None:
+            raise GuardBlockedError(inspection.blocked)
+        return inspection.forward
+
+    def checked_answer(
+        self, call: Call, answer: dict[str, Any]
+    ) -> tuple[dict[str, Any], OutputBlocked | None]:
+        """A JSON answer after the output policy (redactions, placeholders restored), or the
+        reason it must be withheld."""
+        inspection = call.inspection
+        if inspection is None or not inspection.policy.output_filters:
+            return answer, None
+        call.output = guard = OutputGuard(inspection)
+        try:
+            return guard.answer(answer), None
+        except OutputBlocked as exc:
+            return answer, exc
+
+    def stream_filter(self, call: Call) -> StreamFilter | None:
+        """The hold-back filter a relayed stream goes through, when the policy needs one."""
+        inspection = call.inspection
+        if inspection is None or not inspection.policy.output_filters:
+            return None
+        call.output = guard = OutputGuard(inspection)
+        return StreamFilter(guard)
 
     def completed(
         self,
@@ -176,6 +219,9 @@ class Gateway:
     ) -> None:
         latency = _ms_since(call.started)
         provider = target.deployment.provider.name
+        kept, verdict = "full", None
+        if call.inspection is not None:
+            outputs, kept, verdict = event_outputs(call.inspection, call.output, outputs)
         self.publisher.publish(
             REQUESTS.name,
             ResponseCompleted(
@@ -199,6 +245,8 @@ class Gateway:
                 team=call.who.team,
                 user=call.who.user,
                 org=call.who.org,
+                outputs_kept=kept,
+                guard=verdict,
             ),
         )
         m = self.metrics

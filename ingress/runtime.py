@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from ingress.dispatch import Dispatcher, Observer
+from ingress.guards import InlineGuard
 from ingress.routing.deployments import LiveDeployment, LiveProvider, build_deployments
 from ingress.routing.router import Router
 from schemas.config import TollgateConfig
@@ -29,6 +30,7 @@ class Runtime:
         )
         self.router = Router(config.routing, self.deployments, self.prices)
         self.dispatcher = Dispatcher(config.resilience.retries, observe)
+        self.guards = InlineGuard(config.guards)
         self._prices_today: dict[tuple[str, int], Price | None] = {}
         self._active = 0
         self._retired = False
