@@ -28,7 +28,7 @@ ENTITIES: tuple[Entity, ...] = (
     "SECRET",
 )
 
-DEFAULT_ENTITIES: dict[str, str] = {"SECRET": "redact"}
+DEFAULT_ENTITIES: dict[Entity, Action] = {"SECRET": "redact"}
 """Credentials never go to a provider by default; PII follows ``default_action`` (warn)."""
 
 

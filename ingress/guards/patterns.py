@@ -154,8 +154,8 @@ def _numbers_in(text: str, lo: int, hi: int, spans: list[Span]) -> None:
             add(m.start(), m.end(), "IP_ADDRESS")
     for m in PHONE.finditer(text, lo, hi):
         a, b = m.start(), m.end()
-        digits = sum(ch.isdigit() for ch in m.group())
-        if 10 <= digits <= 15 and free(a, b) and not _ID_BEFORE.search(_before(text, a)):
+        count = sum(ch.isdigit() for ch in m.group())
+        if 10 <= count <= 15 and free(a, b) and not _ID_BEFORE.search(_before(text, a)):
             add(a, b, "PHONE")
 
 

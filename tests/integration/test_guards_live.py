@@ -101,5 +101,6 @@ def test_a_blocked_request_is_recorded_but_never_sent(
     events = events_of(kafka.bootstrap_servers, "guards-live-block", 2)
     [received] = [e for e in events if isinstance(e, RequestReceived)]
     [failed] = [e for e in events if isinstance(e, ResponseFailed)]
-    assert received.guard["action"] == "block" and SSN not in orjson.dumps(received.body).decode()
+    assert received.guard is not None and received.guard["action"] == "block"
+    assert SSN not in orjson.dumps(received.body).decode()
     assert failed.status == 400 and SSN not in failed.error_message

@@ -21,7 +21,7 @@ def inspection(body_text: str = "hi", **policy: Any) -> Inspection:
 
 def chunks(text: str, size: int) -> list[dict[str, Any]]:
     pieces = [text[i : i + size] for i in range(0, len(text), size)]
-    out = [
+    out: list[dict[str, Any]] = [
         {"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces
     ]
     out.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
@@ -63,8 +63,8 @@ def test_hold_back_is_bounded() -> None:
 
 
 def test_a_blocked_topic_ends_the_stream_before_it_reaches_the_client() -> None:
-    policy = {"output": {"blocked_terms": ["project nightingale"], "hold_back_chars": 32}}
-    filt = StreamFilter(OutputGuard(inspection(**policy)))
+    output = {"blocked_terms": ["project nightingale"], "hold_back_chars": 32}
+    filt = StreamFilter(OutputGuard(inspection(output=output)))
     sent = []
     with pytest.raises(OutputBlocked) as raised:
         for chunk in chunks("The plan is called Project Nightingale and it ships soon.", 4):
@@ -95,7 +95,7 @@ def test_reversible_restores_placeholders_split_across_chunks() -> None:
 def test_json_answers_are_restored_and_checked() -> None:
     found = inspection("mail ada@example.com", entities={"EMAIL": "redact"}, reversible=True)
     guard = OutputGuard(found)
-    answer = {
+    answer: dict[str, Any] = {
         "choices": [
             {
                 "index": 0,

@@ -131,7 +131,7 @@ def test_injection_is_scored_on_what_the_caller_wrote_not_the_system_prompt() ->
 
 
 def test_same_value_same_placeholder_across_messages_and_parts() -> None:
-    given = {
+    given: dict[str, Any] = {
         "model": "m",
         "messages": [
             {"role": "user", "content": "I am ada@example.com"},
