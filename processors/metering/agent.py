@@ -9,11 +9,15 @@ every tick even when nothing changed, so readers can tell live state from stale.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import faust
+from faust.streams import _current_event
 
 from processors.dead_letter import dead_lettering_topic
 from processors.metering.ledger import Ledger, Rules, WriteBehind
@@ -28,6 +32,22 @@ HEARTBEAT_S = 1.0
 BATCH_MAX = 500
 BATCH_WAIT_S = 0.005
 """Events are applied in batches of what arrived within this (at most ``BATCH_MAX``)."""
+
+
+@contextlib.contextmanager
+def acting_for(event: faust.EventT) -> Iterator[None]:
+    """Table reads and writes as if inside ``event``'s iteration.
+
+    A Faust table finds the changelog partition and the RocksDB bucket of a key from the
+    stream's current event; a batch taken with ``take_events`` has none of its own, so
+    each event's reads, and each partition's writes, are done under the right one.
+    (faust-streaming 0.15 keeps it in ``faust.streams._current_event``.)
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class StatePublisher:
@@ -94,21 +114,33 @@ def register(app: faust.App, prices: PriceBook, rules: Rules, interval_s: float)
     )
     usage = app.topic(USAGE.name, partitions=USAGE.partitions, value_serializer=EVENT_CODEC)
     table = app.Table("ledger", partitions=REQUESTS.partitions)
-    batch = WriteBehind(table)
+    last_of: dict[int, faust.EventT] = {}
+
+    def write(partition: int, writes: list[tuple[str, Any]]) -> None:
+        with acting_for(last_of[partition]):
+            for key, value in writes:
+                table[key] = value
+
+    batch = WriteBehind(table, write)
     ledger = Ledger(batch, rules, prices)
     states = StatePublisher(app, table)
 
     @app.agent(requests, name="usage")
     async def metering_agent(stream: faust.StreamT[Any]) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WAIT_S):
+        batches = stream.take_events(BATCH_MAX, within=BATCH_WAIT_S)  # type: ignore[attr-defined]
+        async for events in batches:
             billed = []
             for event in events:
                 message = event.message
-                applied = ledger.apply(event.value, message.partition, message.offset)
+                last_of[message.partition] = event
+                batch.partition = message.partition
+                with acting_for(event):
+                    applied = ledger.apply(event.value, message.partition, message.offset)
                 if applied.usage is not None:
                     billed.append(applied.usage)
                 states.touched(applied.states, message.partition, message.offset)
             batch.flush()  # in the table before the batch is acknowledged
+            last_of.clear()
             for record in billed:
                 await usage.send(key=record.tenant.encode(), value=record)
 

@@ -85,27 +85,45 @@ def _who(event: RequestReceived | ResponseCompleted | ResponseFailed) -> list[An
 
 class WriteBehind:
     """A batch's table writes, held until ``flush``: one changelog message per key per
-    batch instead of per event (the hot budget meter is touched by every event)."""
+    batch instead of per event (the hot budget meter is touched by every event).
+
+    Set ``partition`` to the partition of the event about to be applied: a key's write
+    goes back to the partition it came from (``write`` is called once per partition).
+    """
 
     _ORDER: ClassVar[dict[str, int]] = {"m": 0, "p": 1}
 
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
+    def __init__(
+        self,
+        table: MutableMapping[str, Any],
+        write: Callable[[int, list[tuple[str, Any]]], None] | None = None,
+    ) -> None:
         self.table = table
-        self.pending: dict[str, Any] = {}
+        self.write = write or self._write_all
+        self.partition = 0
+        self.pending: dict[str, tuple[int, Any]] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
         if key in self.pending:
-            return self.pending[key]
+            return self.pending[key][1]
         return self.table.get(key, default)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.pending[key] = value
+        self.pending[key] = (self.partition, value)
 
     def flush(self) -> None:
         """Meters first, then positions, then request entries (see the module doc)."""
+        groups: dict[int, list[tuple[str, Any]]] = {}
         for key in sorted(self.pending, key=lambda k: self._ORDER.get(k[0], 2)):
-            self.table[key] = self.pending[key]
+            partition, value = self.pending[key]
+            groups.setdefault(partition, []).append((key, value))
         self.pending.clear()
+        for partition, writes in groups.items():
+            self.write(partition, writes)
+
+    def _write_all(self, _: int, writes: list[tuple[str, Any]]) -> None:
+        for key, value in writes:
+            self.table[key] = value
 
 
 class Ledger:

@@ -199,3 +199,19 @@ def test_spend_lands_in_the_period_of_the_response() -> None:
     key = meter(table, "budget:per-key:k1")
     assert key.period_start == T0 + day
     assert Decimal(key.spent_usd) == COST
+
+
+def test_a_batch_writes_each_key_back_to_the_partition_of_its_event() -> None:
+    written: dict[int, list[str]] = {}
+    behind = WriteBehind(
+        {}, lambda p, writes: written.setdefault(p, []).extend(k for k, _ in writes)
+    )
+    ledger = Ledger(behind, RULES, PRICES)
+    for partition, rid in ((0, "a"), (3, "b"), (0, "c")):
+        behind.partition = partition
+        ledger.apply(received(rid), partition, 10)
+    behind.flush()
+    assert sorted(written) == [0, 3]
+    assert "r:b" in written[3] and {"r:a", "r:c"} <= set(written[0])
+    assert all(k.endswith("#3") for k in written[3] if k.startswith("m:"))
+    assert not behind.pending
