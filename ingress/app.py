@@ -66,6 +66,7 @@ def create_app(config: TollgateConfig, config_path: Path | None = None, worker: 
     admission = build_admission(config, bootstrap, metrics.admission_lag.observe, heartbeat.replica)
     view = admission.view
     metrics.admission_age.set_function(lambda: min(view.age_ms() / 1000, 1e9))
+    metrics.admission_replicas.set_function(lambda: view.live_replicas(heartbeat.replica))
     gateway = Gateway(
         KeyStore(config.keys, registry),
         publisher,

@@ -116,6 +116,11 @@ class Metrics:
             "How long ago the processors last reported (stale past admission.max_state_age_s)",
             registry=r,
         )
+        self.admission_replicas = Gauge(
+            "tollgate_admission_replicas",
+            "Ingress replicas alive by their heartbeats, this one included (limits are shared)",
+            registry=r,
+        )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.disconnects = Counter(
             "tollgate_client_disconnects", "Streams the client left early", ["model"], registry=r
