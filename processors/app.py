@@ -6,6 +6,7 @@ import faust
 from mode.supervisors import CrashingSupervisor
 
 from processors.alerts import agent as alerts
+from processors.guards import agent as guards
 from processors.metering import agent as metering
 from processors.metering.ledger import Rules
 from schemas import codec
@@ -44,6 +45,7 @@ def create_app(config: TollgateConfig) -> faust.App:
     interval_s = config.admission.publish_interval_ms / 1000
     metering.register(app, build_price_book(config.prices()), rules, interval_s)
     alerts.register(app, config.budgets, config.alerts)
+    guards.register(app, config.guards.analysis, config.guards.escalation)
     return app
 
 

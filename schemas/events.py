@@ -308,13 +308,65 @@ class AlertRaised(Event):
     TYPE: ClassVar[str] = "alert.raised"
 
     kind: str
-    """budget.threshold, budget.exhausted, spend.spike, provider.error_rate, provider.latency"""
+    """budget.threshold, budget.exhausted, spend.spike, provider.error_rate, provider.latency,
+    guard.key_blocked"""
     severity: str
     subject: str
     message: str
     value: float = 0.0
     limit: float = 0.0
     period_start: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class GuardVerdict(Event):
+    """The processors' deeper look (Presidio) at a request's prompt or a response's answer.
+
+    ``id`` derives from ``request_id`` and ``source`` and ``ts`` is the analysed event's, so
+    an event analysed again (a replay, a redelivery) yields the same verdict, stored once.
+    """
+
+    TYPE: ClassVar[str] = "guard.verdict"
+
+    key_id: str
+    model: str
+    source: str
+    """``request`` (the prompt of ``request.received``) or ``response`` (the outputs of
+    ``response.completed``)."""
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    """What Presidio found, per type: ``{"type", "score" (the highest), "count"}``."""
+    action: str = ""
+    """What the inline guard did (allow, warn, redact, block); empty when none ran."""
+    inline_entities: dict[str, int] = field(default_factory=dict)
+    """The inline guard's counts per type, as on the analysed event."""
+    injection_score: float = 0.0
+    """The inline guard's injection score (requests only)."""
+    analyzed_chars: int = 0
+    """Characters Presidio read: 0 when the body policy kept nothing (``none``)."""
+    truncated: bool = False
+    """The text was longer than ``guards.analysis.max_chars``; only its start was read."""
+
+
+@dataclass(slots=True, kw_only=True)
+class KeyBlocked(Event):
+    """A key the processors refuse (or throttle) for a while after repeated injection
+    attempts or leaks; keyed ``guard:<key_id>`` on ``tollgate.admission``, so compaction
+    keeps its last escalation and every ingress replica holds it in memory."""
+
+    TYPE: ClassVar[str] = "key.blocked"
+
+    key_id: str
+    action: str
+    """``block`` (every request refused) or ``throttle`` (at most ``rpm`` per minute)."""
+    reason: str
+    """``injection`` or ``leak``: what crossed its threshold."""
+    count: int
+    """How many within ``window_s`` (the threshold reached)."""
+    window_s: int
+    since_ms: int
+    """``ts`` of the verdict that crossed the threshold."""
+    until_ms: int
+    rpm: int = 0
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -330,6 +382,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         MeterProgress,
         ReplicaAlive,
         AlertRaised,
+        GuardVerdict,
+        KeyBlocked,
     )
 }
 _FIELDS: dict[type[Event], frozenset[str]] = {

@@ -96,11 +96,53 @@ class GuardOverride(GuardPolicy):
     match: GuardMatch
 
 
+LEAK_ENTITIES: tuple[str, ...] = (
+    *ENTITIES,
+    "US_BANK_NUMBER",
+    "US_PASSPORT",
+    "US_ITIN",
+    "US_DRIVER_LICENSE",
+    "UK_NHS",
+    "MEDICAL_LICENSE",
+    "CRYPTO",
+)
+"""Types that make an answer a leak (inline names; Presidio's own names for the rest)."""
+
+
+class StreamAnalysis(_Strict):
+    """Presidio in the processors (``processors/guards``): slower and broader than the
+    inline guard, off the request path, its verdicts on ``tollgate.verdicts``."""
+
+    enabled: bool = True
+    max_chars: int = Field(
+        20_000, ge=1_000, le=1_000_000, description="of each event's text; the rest is skipped"
+    )
+    min_score: float = Field(0.4, ge=0, le=1, description="Presidio findings below are dropped")
+
+
+class Escalation(_Strict):
+    """Repeated injection attempts or leaks by one key within ``window_s`` block (or
+    throttle) that key at admission for ``block_s``, and raise ``guard.key_blocked``."""
+
+    window_s: int = Field(600, ge=10, le=7 * 86_400)
+    max_injection_attempts: int = Field(5, ge=1, description="the key escalates at this many")
+    max_leaks: int = Field(3, ge=1, description="answers with PII or secrets, at this many")
+    injection_score: float = Field(0.7, ge=0, le=1, description="an attempt scores at least")
+    leak_min_score: float = Field(0.5, ge=0, le=1, description="a Presidio finding counts")
+    leak_entities: tuple[str, ...] = LEAK_ENTITIES
+    action: Literal["block", "throttle"] = "block"
+    block_s: int = Field(900, ge=1, le=30 * 86_400)
+    throttle_rpm: int = Field(10, ge=1, description="requests/min while throttled")
+
+
 class GuardSettings(GuardPolicy):
     overrides: tuple[GuardOverride, ...] = ()
+    analysis: StreamAnalysis = StreamAnalysis()
+    escalation: Escalation | None = Field(None, description="unset = keys are never blocked")
 
     def default(self) -> GuardPolicy:
-        return GuardPolicy.model_validate(self.model_dump(exclude={"overrides"}))
+        stream_only = {"overrides", "analysis", "escalation"}
+        return GuardPolicy.model_validate(self.model_dump(exclude=stream_only))
 
 
 def merged(base: GuardPolicy, patch: BaseModel) -> GuardPolicy:

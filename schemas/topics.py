@@ -58,11 +58,24 @@ ADMISSION = TopicSpec(
     compacted=True,
     compact_every_ms=10 * 60 * 1000,
 )
-"""meter.state and meter.progress from the processors, read into memory by every ingress
-replica (admission) and by the alerting agent. One partition, so a progress record is read
-after the states it covers, and compaction keeps each meter's last state."""
+"""meter.state, meter.progress and key.blocked (``guard:<key_id>``) from the processors, read
+into memory by every ingress replica (admission) and by the alerting agent. One partition, so
+a progress record is read after the states it covers, and compaction keeps each meter's last
+state."""
 
 ALERTS = TopicSpec("tollgate.alerts", 1, retention_ms=30 * DAY_MS, key="subject")
-"""alert.raised: budget thresholds, exhaustion, spend spikes, provider health."""
+"""alert.raised: budget thresholds, exhaustion, spend spikes, provider health, blocked keys."""
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (REQUESTS, USAGE, DEAD_LETTER, KEYS, ADMISSION, ALERTS)
+VERDICTS = TopicSpec("tollgate.verdicts", PARTITIONS, retention_ms=7 * DAY_MS)
+"""guard.verdict: Presidio's findings per request and response, from the processors; keyed
+by tenant like the request log, so a key's verdicts stay in one partition."""
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    REQUESTS,
+    USAGE,
+    DEAD_LETTER,
+    KEYS,
+    ADMISSION,
+    ALERTS,
+    VERDICTS,
+)
