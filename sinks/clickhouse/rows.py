@@ -1,7 +1,8 @@
 """Event → rows for the ClickHouse tables; each table's column order is its insert order.
 
 One event may give several rows: a request gives its audit row, its prompt body (when the
-body policy kept one) and its guard verdict. The body leaves the audit row's ``event`` JSON,
+body policy kept one) and its guard verdict; a ``guard.verdict`` from the processors gives
+one verdict row. The body leaves the audit row's ``event`` JSON,
 so it expires with ``bodies`` and not with the audit log.
 """
 
@@ -17,6 +18,7 @@ import orjson
 from schemas.events import (
     AlertRaised,
     Event,
+    GuardVerdict,
     RequestReceived,
     ResponseCompleted,
     ResponseFailed,
@@ -90,7 +92,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "source",
         "action",
         "entities",
+        "scores",
         "injection_score",
+        "analyzed_chars",
+        "truncated",
         "event_id",
     ),
     ALERTS: (
@@ -129,6 +134,8 @@ class RowBuilder:
             return [(USAGE, self._usage(event))]
         if isinstance(event, AlertRaised):
             return [(ALERTS, _alert(event))]
+        if isinstance(event, GuardVerdict):
+            return [(VERDICTS, _stream_verdict(event))]
         if not isinstance(event, RequestReceived | ResponseCompleted | ResponseFailed):
             return []  # a type this sink does not store (yet): readable, so not a dead letter
         data = orjson.loads(raw)
@@ -249,7 +256,32 @@ def _verdict(event: Event, stage: str, guard: dict[str, Any]) -> list[Any]:
         event.TYPE,
         str(guard.get("action", "")),
         {str(k): int(v) for k, v in entities.items()},
+        {},
         float(guard.get("injection_score") or 0.0),
+        0,
+        False,
+        UUID(event.id),
+    ]
+
+
+def _stream_verdict(event: GuardVerdict) -> list[Any]:
+    """Presidio's findings: counts and highest scores per type; the action is the inline
+    guard's (the stream only observes)."""
+    found = [e for e in event.entities if isinstance(e, dict) and e.get("type")]
+    return [
+        _ts(event.ts),
+        event.tenant,
+        event.request_id,
+        event.key_id,
+        event.model,
+        "input" if event.source == "request" else "output",
+        event.TYPE,
+        event.action,
+        {str(e["type"]): int(e.get("count", 0)) for e in found},
+        {str(e["type"]): float(e.get("score", 0.0)) for e in found},
+        event.injection_score,
+        event.analyzed_chars,
+        event.truncated,
         UUID(event.id),
     ]
 
