@@ -30,6 +30,8 @@ class Principal:
     """Models this key may use; empty = all."""
     expires_at: int | None = None
     """Epoch ms after which the key stops working; None = never."""
+    replay: bool = False
+    """May tag its calls with an experiment and variant (``tollgate replay``)."""
 
     def may_use(self, model: str) -> bool:
         return not self.models or model in self.models
@@ -37,7 +39,15 @@ class Principal:
     @classmethod
     def from_settings(cls, key: KeySettings) -> Principal:
         digest = key.digest
-        return cls(key.tenant, digest[:16], key.team, key.user, key.org, frozenset(key.models))
+        return cls(
+            key.tenant,
+            digest[:16],
+            key.team,
+            key.user,
+            key.org,
+            frozenset(key.models),
+            replay=key.replay,
+        )
 
 
 class KeyLookup(Protocol):

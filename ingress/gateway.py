@@ -28,6 +28,7 @@ from ingress.log_context import request_id_var
 from ingress.metrics import Metrics
 from ingress.publisher import EventPublisher
 from ingress.routing.router import RouteContext, Target
+from ingress.routing.split import Assignment
 from ingress.runtime import Runtime
 from ingress.stream_outputs import StreamOutputs
 from ingress.validation import parse_json_object
@@ -35,6 +36,9 @@ from schemas.events import RequestReceived, ResponseCompleted, ResponseFailed, n
 from schemas.topics import REQUESTS
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_TAG = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+EXPERIMENT_HEADER = "x-tollgate-experiment"
+VARIANT_HEADER = "x-tollgate-variant"
 
 
 def request_id_of(request: Request) -> str:
@@ -82,9 +86,14 @@ class Call:
     inspection: Inspection | None = None
     """The inline guard's findings on the request (None: guards off for this call)."""
     output: OutputGuard | None = None
+    experiment: str = ""
+    variant: str = ""
+    """Set by a replay key's headers or a live split; on every event of the call."""
 
     def response_headers(self, target: Target | None, attempts: int = 1) -> dict[str, str]:
         headers = {"x-request-id": self.rid, **self.ticket.headers}
+        if self.experiment:
+            headers[EXPERIMENT_HEADER], headers[VARIANT_HEADER] = self.experiment, self.variant
         if target is not None:
             headers["x-tollgate-deployment"] = target.deployment.id
             headers["x-tollgate-attempts"] = str(attempts)
@@ -126,11 +135,37 @@ class Gateway:
                 param="model",
             )
         metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-        context = RouteContext(call.who.tenant, call.headers, metadata or {})
-        targets = call.runtime.router.plan(model, context)
+        end_user = body.get("user") if isinstance(body.get("user"), str) else None
+        who = call.who
+        context = RouteContext(
+            who.tenant, call.headers, metadata or {}, end_user or who.user, who.key_id
+        )
+        split = self.experiment(call, model, context)
+        targets = call.runtime.router.plan(model, context, split)
         call.deployment = targets[0].deployment.id if targets else ""
         self.admit(call, model, targets, body)
         return targets
+
+    def experiment(self, call: Call, model: str, context: RouteContext) -> Assignment | None:
+        """Tag the call: a replay key's experiment headers, else the live split it falls in.
+        Only keys with ``replay: true`` may name an experiment (its budget, not theirs)."""
+        named, variant = call.headers.get(EXPERIMENT_HEADER), call.headers.get(VARIANT_HEADER)
+        if named is not None or variant is not None:
+            if not call.who.replay:
+                raise PermissionDeniedError(
+                    f"only replay keys may set {EXPERIMENT_HEADER} and {VARIANT_HEADER}"
+                )
+            if not (named and variant and _TAG.match(named) and _TAG.match(variant)):
+                raise PermissionDeniedError(
+                    f"{EXPERIMENT_HEADER} and {VARIANT_HEADER} need names of letters, digits, "
+                    "`_`, `.` or `-` (at most 64)"
+                )
+            call.experiment, call.variant = named, variant
+            return None
+        split = call.runtime.router.split(model, context)
+        if split is not None:
+            call.experiment, call.variant = split.experiment, split.variant
+        return split
 
     def admit(self, call: Call, model: str, targets: list[Target], body: dict[str, Any]) -> None:
         """Budgets and rate limits, decided in memory (``ingress.admission``); raises 429."""
@@ -140,7 +175,9 @@ class Gateway:
         runtime = call.runtime
         first = targets[0].upstream_model if targets else model
         price = runtime.price_today(first) or runtime.price_today(model)
-        call.ticket = admission.check(call.who, model, call.deployment or None, body, price)
+        call.ticket = admission.check(
+            call.who, model, call.deployment or None, body, price, experiment=call.experiment
+        )
 
     def received(
         self, call: Call, model: str, stream: bool, body: dict[str, Any]
@@ -173,6 +210,8 @@ class Gateway:
                 est_tokens=ticket.tokens,
                 body_kept=kept,
                 guard=verdict,
+                experiment=call.experiment,
+                variant=call.variant,
             ),
             None if entry is None else lambda p, o: self.admission.local.acked(entry, p, o),
         )
@@ -247,6 +286,8 @@ class Gateway:
                 org=call.who.org,
                 outputs_kept=kept,
                 guard=verdict,
+                experiment=call.experiment,
+                variant=call.variant,
             ),
         )
         m = self.metrics
@@ -318,5 +359,7 @@ class Gateway:
                 team=call.who.team,
                 user=call.who.user,
                 org=call.who.org,
+                experiment=call.experiment,
+                variant=call.variant,
             ),
         )

@@ -128,6 +128,10 @@ class KeySettings(_Strict):
     user: str | None = None
     org: str | None = None
     models: tuple[str, ...] = Field((), description="models this key may use; empty = all")
+    replay: bool = Field(
+        False,
+        description="may tag calls with x-tollgate-experiment/-variant (`tollgate replay`)",
+    )
 
     @model_validator(mode="after")
     def _one_secret(self) -> KeySettings:
@@ -256,6 +260,16 @@ def check_references(config: TollgateConfig) -> None:
             for d in rule.deployments
             if d not in ids
         ]
+    for i, split in enumerate(config.routing.experiments):
+        for j, variant in enumerate(split.variants):
+            where = f"routing.experiments.{i}.variants.{j}"
+            if variant.model is not None and not served(variant.model):
+                problems.append(f"{where}.model: `{variant.model}` has no deployment")
+            problems += [
+                f"{where}.deployments: no deployment is named `{d}`"
+                for d in variant.deployments
+                if d not in ids
+            ]
     limits = (
         ("budgets", [b.name for b in config.budgets]),
         ("rate_limits", [r.name for r in config.rate_limits]),

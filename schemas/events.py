@@ -198,6 +198,38 @@ class UsageRecorded(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class ReplayResult(Event):
+    """One replayed request compared with the answer it replays, or why it was skipped.
+
+    Published by ``tollgate replay`` on ``tollgate.experiments``; ``request_id`` is the
+    replayed call's id (``replay:<experiment>:<variant>:<source>``), so the replay's own
+    request, response and usage rows join it. The id derives from it, so a result sent
+    twice is stored once. ``tenant`` is the source request's tenant.
+    """
+
+    TYPE: ClassVar[str] = "replay.result"
+
+    experiment: str
+    variant: str
+    source_request_id: str
+    model: str = ""
+    status: int = 0
+    """The gateway's HTTP status for the replayed call; 0 when skipped."""
+    skipped: str = ""
+    """Why the request was not sent (its body was not kept, ...); empty when it was."""
+    baseline: bool = False
+    """The source request has a recorded answer to compare with."""
+    exact_match: bool = False
+    similarity: float = 0.0
+    """difflib ratio of the answer with the baseline answer, 0..1."""
+    structured: bool = False
+    """The request asked for JSON (``response_format``), so ``json_valid`` applies."""
+    json_valid: bool = False
+    judge: str = ""
+    """The judge model's verdict (``better``, ``same``, ``worse``), empty without a judge."""
+
+
+@dataclass(slots=True, kw_only=True)
 class KeyUpserted(Event):
     """A gateway API key was created (or its attributes set) through the admin API.
 
@@ -376,6 +408,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ResponseCompleted,
         ResponseFailed,
         UsageRecorded,
+        ReplayResult,
         KeyUpserted,
         KeyRevoked,
         MeterState,

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 
-Scope = Literal["key", "user", "team", "tenant", "org", "model", "deployment"]
+Scope = Literal["key", "user", "team", "tenant", "org", "model", "deployment", "experiment"]
 Period = Literal["hourly", "daily", "weekly", "monthly", "custom"]
 _NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 

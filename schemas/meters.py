@@ -27,6 +27,8 @@ class Subjects:
     team: str | None = None
     org: str | None = None
     deployment: str | None = None
+    experiment: str | None = None
+    """Set on replayed and live-split calls: an ``experiment`` budget meters them."""
 
     def value(self, scope: Scope) -> str | None:
         value: str | None = getattr(self, scope)

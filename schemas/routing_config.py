@@ -103,6 +103,41 @@ class RouteRule(_Strict):
     deployments: tuple[str, ...] = ()
 
 
+class SplitMatch(_Strict):
+    """Which requests a live split takes: all set fields must match (none set = all)."""
+
+    model: str | None = None
+    tenant: str | None = None
+
+
+class SplitVariant(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    model: str | None = Field(None, description="default: the model the caller asked for")
+    deployments: tuple[str, ...] = Field((), description="pin these deployments (ids)")
+    weight: float = Field(1.0, gt=0)
+
+
+class SplitExperiment(_Strict):
+    """A live A/B split: matching traffic is divided between variants by weight, each
+    user (or key) always getting the same one; ``holdout`` of them stay on the normal route,
+    tagged variant ``holdout``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    match: SplitMatch = SplitMatch()
+    variants: tuple[SplitVariant, ...] = Field(min_length=1)
+    holdout: float = Field(0.0, ge=0, lt=1)
+    sticky: Literal["user", "key"] = Field(
+        "user", description="user: the body's `user` (else the key's user, else the key)"
+    )
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> SplitExperiment:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names) or "holdout" in names:
+            raise ValueError("variant names must be unique and not `holdout`")
+        return self
+
+
 class RoutingSettings(_Strict):
     strategy: Strategy = "weighted"
     aliases: dict[str, str] = Field(default_factory=dict)
@@ -110,6 +145,9 @@ class RoutingSettings(_Strict):
         default_factory=dict, description="model → models to try when all its deployments fail"
     )
     rules: tuple[RouteRule, ...] = ()
+    experiments: tuple[SplitExperiment, ...] = Field(
+        (), description="live splits; the first matching experiment takes the request"
+    )
     health_check_interval_s: float = Field(30.0, gt=0)
     ewma_alpha: float = Field(0.3, gt=0, le=1)
 

@@ -66,6 +66,9 @@ state."""
 ALERTS = TopicSpec("tollgate.alerts", 1, retention_ms=30 * DAY_MS, key="subject")
 """alert.raised: budget thresholds, exhaustion, spend spikes, provider health, blocked keys."""
 
+EXPERIMENTS = TopicSpec("tollgate.experiments", 1, retention_ms=30 * DAY_MS, key="experiment")
+"""replay.result: each replayed request compared with its baseline, from `tollgate replay`."""
+
 VERDICTS = TopicSpec("tollgate.verdicts", PARTITIONS, retention_ms=7 * DAY_MS)
 """guard.verdict: Presidio's findings per request and response, from the processors; keyed
 by tenant like the request log, so a key's verdicts stay in one partition."""
@@ -77,5 +80,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     KEYS,
     ADMISSION,
     ALERTS,
+    EXPERIMENTS,
     VERDICTS,
 )

@@ -83,8 +83,10 @@ class Admission:
         deployment: str | None,
         body: dict[str, Any],
         price: Price | None,
+        *,
+        experiment: str = "",
     ) -> Ticket:
-        subjects = Subjects(who.key_id, who.tenant, model, who.user, who.team, who.org, deployment)
+        subjects = _subjects(who, model, deployment, experiment)
         budgets = budget_meters(self.budgets, subjects)
         rates = rate_meters(self.rate_limits, subjects)
         if not budgets and not rates:
@@ -246,6 +248,13 @@ class Admission:
             f"({what}); retry after {wait_s} s",
             headers={"retry-after": str(wait_s), "x-ratelimit-remaining": "0"},
         )
+
+
+def _subjects(who: Principal, model: str, deployment: str | None, experiment: str) -> Subjects:
+    """A tagged call (replay or live split) also counts against its experiment's budget."""
+    return Subjects(
+        who.key_id, who.tenant, model, who.user, who.team, who.org, deployment, experiment or None
+    )
 
 
 Past = Literal["limit", "share"] | None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ingress.errors import ModelNotFoundError
 from ingress.routing.deployments import LiveDeployment
+from ingress.routing.split import Assignment, assign
 from schemas.pricing import PriceBook
 from schemas.routing_config import RouteRule, RoutingSettings, Strategy
 
@@ -33,6 +34,9 @@ class RouteContext:
     tenant: str
     headers: Mapping[str, str]
     metadata: Mapping[str, object]
+    user: str | None = None
+    """Who a live split sticks to with ``sticky: user``: the body's ``user``, else the key's."""
+    key: str = ""
 
 
 class Router:
@@ -64,11 +68,30 @@ class Router:
         model = self.resolve(model)
         return model in self._by_model or "*" in self._by_model
 
-    def plan(self, requested: str, context: RouteContext) -> list[Target]:
+    def split(self, requested: str, context: RouteContext) -> Assignment | None:
+        """The live split this request falls in (first matching experiment), if any."""
+        for experiment in self.settings.experiments:
+            m = experiment.match
+            if m.model is not None and m.model != requested:
+                continue
+            if m.tenant is not None and m.tenant != context.tenant:
+                continue
+            subject = context.user if experiment.sticky == "user" else None
+            return assign(experiment, subject or context.key)
+        return None
+
+    def plan(
+        self, requested: str, context: RouteContext, variant: Assignment | None = None
+    ) -> list[Target]:
+        """``variant`` (from ``split``) replaces the model and may pin deployments."""
+        if variant is not None and variant.model:
+            requested = variant.model
         rule = self._rule(requested, context)
         model = self.resolve(rule.model if rule and rule.model else requested)
         strategy = (rule.strategy if rule else None) or self.settings.strategy
         pinned = [self._by_id[d] for d in rule.deployments] if rule and rule.deployments else None
+        if variant is not None and variant.deployments:
+            pinned = [self._by_id[d] for d in variant.deployments]
         targets = self._targets(model, strategy, pinned)
         if not targets:
             raise ModelNotFoundError(

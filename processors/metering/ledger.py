@@ -72,6 +72,9 @@ def _subjects(raw: list[Any]) -> Subjects:
 
 
 def _who(event: RequestReceived | ResponseCompleted | ResponseFailed) -> list[Any]:
+    """The request's subjects, as stored in its entry; a tagged call (replay or live split)
+    carries its experiment, which ``experiment`` budgets meter (entries written before
+    experiments have seven items: ``Subjects`` defaults the eighth)."""
     return [
         event.key_id,
         event.tenant,
@@ -80,6 +83,7 @@ def _who(event: RequestReceived | ResponseCompleted | ResponseFailed) -> list[An
         event.team,
         event.org,
         event.deployment or None,
+        event.experiment or None,
     ]
 
 

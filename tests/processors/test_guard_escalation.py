@@ -50,7 +50,12 @@ def test_the_threshold_within_the_window_blocks_the_key_and_alerts_once() -> Non
     assert [type(e) for e in sent] == [KeyBlocked, AlertRaised]
     block, alert = sent
     assert isinstance(block, KeyBlocked) and isinstance(alert, AlertRaised)
-    assert (block.key_id, block.action, block.reason, block.count) == ("k1", "block", "injection", 3)
+    assert (block.key_id, block.action, block.reason, block.count) == (
+        "k1",
+        "block",
+        "injection",
+        3,
+    )
     assert block.since_ms == T0 + 2000 and block.until_ms == T0 + 2000 + 900_000
     assert alert.kind == ALERT_KIND and alert.subject == "key:k1" and alert.tenant == "acme"
     assert alert.severity == "critical" and alert.limit == 3

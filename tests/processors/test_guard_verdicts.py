@@ -38,7 +38,7 @@ def _response(outputs: list[str], kept: str = "full") -> ResponseCompleted:
 
 
 def test_text_is_what_the_messages_say_never_images_or_roles() -> None:
-    body = {
+    body: dict[str, object] = {
         "model": "gpt-4o",
         "messages": [
             {"role": "system", "content": "be brief"},
