@@ -44,7 +44,12 @@ def test_router_routes_the_variant_and_sticks_by_user_or_key() -> None:
         [{"model": "gpt-4o-mini", "provider": "a"}, {"model": "gpt-4.1-mini", "provider": "b"}],
         experiments=[
             {**SPLIT.model_dump(), "match": {"model": "gpt-4o-mini"}},
-            {"name": "by-key", "match": {"tenant": "t2"}, "sticky": "key", "variants": [{"name": "x"}]},
+            {
+                "name": "by-key",
+                "match": {"tenant": "t2"},
+                "sticky": "key",
+                "variants": [{"name": "x"}],
+            },
         ],
     )
     seen: dict[str, set[str]] = {}
@@ -65,8 +70,6 @@ def test_router_routes_the_variant_and_sticks_by_user_or_key() -> None:
 
 def test_variant_names_are_checked() -> None:
     with pytest.raises(ValueError, match="unique"):
-        SplitExperiment.model_validate(
-            {"name": "e", "variants": [{"name": "a"}, {"name": "a"}]}
-        )
+        SplitExperiment.model_validate({"name": "e", "variants": [{"name": "a"}, {"name": "a"}]})
     with pytest.raises(ValueError, match="holdout"):
         SplitExperiment.model_validate({"name": "e", "variants": [{"name": "holdout"}]})
