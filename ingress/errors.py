@@ -77,6 +77,14 @@ class PermissionDeniedError(GatewayError):
     code = "model_not_allowed"
 
 
+class KeyBlockedError(GatewayError):
+    """The guards blocked this key for a while (repeated injection attempts or leaks)."""
+
+    status = 403
+    type = "permission_error"
+    code = "key_blocked"
+
+
 class ModelNotFoundError(GatewayError):
     status = 404
     type = "invalid_request_error"

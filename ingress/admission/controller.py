@@ -20,6 +20,7 @@ the replica fails open or closed, per config.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from ingress.admission.estimate import estimate
 from ingress.admission.local import Admitted, LocalAdmissions, Totals
 from ingress.admission.view import AdmissionView
 from ingress.auth import Principal
-from ingress.errors import BudgetExceededError, OverloadedError, RateLimitError
+from ingress.errors import BudgetExceededError, KeyBlockedError, OverloadedError, RateLimitError
 from schemas.config import TollgateConfig
 from schemas.events import now_ms
 from schemas.limits_config import BudgetSettings, RateLimitSettings
@@ -71,10 +72,14 @@ class Admission:
         self.rate_limits = config.rate_limits
         self.view = view
         self.local = local
+        self.escalation = config.guards.escalation
+        self._throttled: dict[str, deque[int]] = {}
+        """Per throttled key, when this replica admitted it within the last minute (a config
+        reload starts afresh: at most one extra minute's worth)."""
 
     @property
     def enabled(self) -> bool:
-        return bool(self.budgets or self.rate_limits)
+        return bool(self.budgets or self.rate_limits or self.escalation)
 
     def check(
         self,
@@ -86,6 +91,7 @@ class Admission:
         *,
         experiment: str = "",
     ) -> Ticket:
+        self._check_guard_block(who)
         subjects = _subjects(who, model, deployment, experiment)
         budgets = budget_meters(self.budgets, subjects)
         rates = rate_meters(self.rate_limits, subjects)
@@ -108,6 +114,49 @@ class Admission:
         self._check_rates(rates, tokens, now=now, replicas=replicas, headers=headers)
         meters = tuple(m.id for _, m in budgets) + tuple(m.id for _, m in rates)
         return Ticket(self.local.add(meters, usd, tokens), usd, tokens, headers)
+
+    # -- keys the guards escalated -------------------------------------------------------
+
+    def _check_guard_block(self, who: Principal) -> None:
+        """A key the processors blocked or throttled after repeated injection attempts or
+        leaks (``key.blocked`` on ``tollgate.admission``), until the block ends."""
+        block = self.view.block_of(who.key_id)
+        now = now_ms()
+        if block is None or block.until_ms <= now:
+            self._throttled.pop(who.key_id, None)
+            return
+        why = (
+            "prompt-injection attempts"
+            if block.reason == "injection"
+            else "answers that leaked personal data or secrets"
+        )
+        what = f"{block.count} {why} within {block.window_s} s"
+        ask = "ask your Tollgate admin to review the key's guard verdicts (table `verdicts`)"
+        if block.action != "throttle":
+            wait = max(math.ceil((block.until_ms - now) / 1000), 1)
+            raise KeyBlockedError(
+                f"key `{who.key_id}` is blocked until {_iso(block.until_ms)} after {what}; "
+                f"{ask}, or retry after {wait} s",
+                headers={"retry-after": str(wait)},
+            )
+        recent = self._throttled.setdefault(who.key_id, deque())
+        while recent and recent[0] <= now - MINUTE_MS:
+            recent.popleft()
+        # each live replica admits its share, so together they stay near the rate
+        allowed = max(block.rpm // self.view.live_replicas(self.replica, now), 1)
+        if len(recent) >= allowed:
+            wait = max(math.ceil((recent[0] + MINUTE_MS - now) / 1000), 1)
+            raise RateLimitError(
+                f"key `{who.key_id}` is throttled to {block.rpm} requests/min until "
+                f"{_iso(block.until_ms)} after {what}; {ask}, or retry after {wait} s",
+                code="key_throttled",
+                headers={
+                    "retry-after": str(wait),
+                    "x-ratelimit-limit": str(block.rpm),
+                    "x-ratelimit-remaining": "0",
+                },
+            )
+        recent.append(now)
 
     # -- budgets --------------------------------------------------------------------------
 

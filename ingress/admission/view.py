@@ -16,6 +16,7 @@ from aiokafka import ConsumerRecord
 from ingress.topic_follower import TopicFollower
 from schemas.events import (
     EventDecodeError,
+    KeyBlocked,
     MeterProgress,
     MeterState,
     ReplicaAlive,
@@ -41,10 +42,15 @@ class AdmissionView(TopicFollower):
         self.on_progress = on_progress
         self.replicas: dict[str, tuple[int, int]] = {}
         """Ingress replica id → (its last heartbeat, its interval), epoch ms."""
+        self.blocks: dict[str, KeyBlocked] = {}
+        """Key id → its latest escalation by the guards (``guard:<key_id>``)."""
 
     def share_of(self, meter: str) -> list[MeterState]:
         found = self.shares.get(meter)
         return list(found.values()) if found else []
+
+    def block_of(self, key_id: str) -> KeyBlocked | None:
+        return self.blocks.get(key_id)
 
     def age_ms(self, now: int | None = None) -> float:
         """How old the stalest partition's word is; infinite before any word at all."""
@@ -78,3 +84,7 @@ class AdmissionView(TopicFollower):
             self.on_progress(event.partition, event.offset)
         elif isinstance(event, ReplicaAlive):
             self.replicas[event.replica] = (event.ts, event.interval_ms)
+        elif isinstance(event, KeyBlocked):
+            known = self.blocks.get(event.key_id)
+            if known is None or event.since_ms >= known.since_ms:
+                self.blocks[event.key_id] = event
