@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -83,7 +84,7 @@ class Analysis:
         return found
 
     async def verdicts(
-        self, events: list[RequestReceived | ResponseCompleted]
+        self, events: Sequence[RequestReceived | ResponseCompleted]
     ) -> list[GuardVerdict]:
         texts = [text_of(e, self.settings.max_chars) for e in events]
         loop = asyncio.get_running_loop()
