@@ -226,7 +226,7 @@ def _admit_until_refused(admission: Admission) -> tuple[list[Any], BudgetExceede
             return tickets, refused
 
 
-def test_near_the_limit_each_live_replica_keeps_to_its_share_of_what_is_left() -> None:
+def test_near_the_limit_each_live_replica_keeps_to_half_its_share_of_what_is_left() -> None:
     per_request = estimate(BODY, "gpt-4o-mini", None, 1024)[1]
     rule = {"name": "t", "scope": "tenant", "max_tokens": 10 * per_request}
     alone, _ = _admission(budgets=[rule])
@@ -237,7 +237,7 @@ def test_near_the_limit_each_live_replica_keeps_to_its_share_of_what_is_left() -
     _peer(shared, now_ms())
     assert shared.view.live_replicas(shared.replica) == 2
     tickets, refused = _admit_until_refused(shared)
-    assert len(tickets) == 5  # half of what is left, until the state counts them
+    assert len(tickets) == 2  # 10 left, 2 replicas: a quarter each, until the state counts them
     assert refused.headers["retry-after"] == "1" and "shared by 2" in refused.message
     for offset, ticket in enumerate(tickets):
         shared.local.acked(ticket.entry, 0, offset)
@@ -249,9 +249,9 @@ def test_near_the_limit_each_live_replica_keeps_to_its_share_of_what_is_left() -
         kind="budget",
         partition=0,
         period_start=start,
-        reserved_tokens=5 * per_request,
+        reserved_tokens=2 * per_request,
     )
     _publish(shared, counted)
-    _publish(shared, MeterProgress(request_id="", tenant="", partition=0, offset=4, ts=now_ms()))
-    # 5 left: the first may take all of it, then half: 2 more before waiting again
+    _publish(shared, MeterProgress(request_id="", tenant="", partition=0, offset=1, ts=now_ms()))
+    # 8 left: the first may take all of it, then a quarter: 2 in all before waiting again
     assert len(_admit_until_refused(shared)[0]) == 2
