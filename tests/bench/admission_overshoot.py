@@ -42,9 +42,9 @@ from infra.processes import terminate_group, wait_port
 from infra.topics import all_topics, ensure_topics
 from processors.main import ready_file
 from schemas.config import TollgateConfig, load_config
-from schemas.events import MeterState, Usage, decode
+from schemas.events import MeterProgress, MeterState, RequestReceived, Usage, decode
 from schemas.pricing import Price, build_price_book
-from schemas.topics import ADMISSION
+from schemas.topics import ADMISSION, REQUESTS
 from tests.harness import TEST_KEY, free_port, running_broker, write_config
 from tests.kafka_io import collect
 
@@ -154,13 +154,54 @@ async def _processors_spent(config: TollgateConfig, meter: str) -> Decimal:
     return sum((Decimal(s.spent_usd) for s in latest.values()), Decimal(0))
 
 
-def _configs(home: Path, bootstrap: str, ingress: int, budget_usd: Decimal, upstream: int):
+async def _lag_stages(bootstrap: str) -> dict[str, float]:
+    """Where the lag goes, from the topics' record times: ingress → log (publishing) and
+    log → the first progress covering the event (the processors)."""
+    requests = await collect(bootstrap, REQUESTS.name, lambda r: True, 1 << 30, wait_s=4)
+    marks = await collect(
+        bootstrap,
+        ADMISSION.name,
+        lambda r: r.key is not None and r.key.startswith(b"progress#"),
+        1 << 30,
+        wait_s=4,
+    )
+    progress: dict[int, list[tuple[int, int]]] = {}
+    for record in marks:
+        mark = decode(record.value)
+        assert isinstance(mark, MeterProgress)
+        progress.setdefault(mark.partition, []).append((mark.offset, record.timestamp))
+    publish, process = [], []
+    for record in requests:
+        event = decode(record.value)
+        if not isinstance(event, RequestReceived):
+            continue
+        publish.append(record.timestamp - event.ts)
+        covering = (
+            ts for offset, ts in progress.get(record.partition, []) if offset >= record.offset
+        )
+        first = next(covering, None)
+        if first is not None:
+            process.append(first - record.timestamp)
+    out: dict[str, float] = {}
+    for name, values in (("publish", publish), ("process", process)):
+        values.sort()
+        for q in (0.5, 0.99):
+            out[f"{name}_p{int(q * 100)}_ms"] = (
+                values[min(int(q * len(values)), len(values) - 1)] if values else math.nan
+            )
+    return out
+
+
+def _configs(  # noqa: PLR0917
+    home: Path, bootstrap: str, ingress: int, budget_usd: Decimal, upstream: int, analysis: bool
+):
     base, path = write_config(
         home,
         bootstrap,
         fake_upstream={"port": upstream},
         providers={"fake": {"kind": "openai", "base_url": f"http://127.0.0.1:{upstream}/v1"}},
         deployments=[{"model": "gpt-4o-mini", "provider": "fake"}],
+        guards={"analysis": {"enabled": analysis}},
         budgets=[
             {
                 "name": "bench",
@@ -192,7 +233,9 @@ async def _calibrate(upstream: int) -> dict[str, Any]:
         return dict(answer.json()["usage"])
 
 
-def run(clients: int, ingress: int, budget_requests: int, seconds: float) -> dict[str, Any]:
+def run(
+    clients: int, ingress: int, budget_requests: int, seconds: float, analysis: bool = True
+) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="tollgate-overshoot-"))
     processes: list[subprocess.Popen[bytes]] = []
     with running_broker(home / "kafka") as broker:
@@ -208,7 +251,7 @@ def run(clients: int, ingress: int, budget_requests: int, seconds: float) -> dic
             one = _cost(_price(probe), asyncio.run(_calibrate(upstream)))
             budget = one * budget_requests
             gw = home / "gw"
-            configs = _configs(gw, broker.bootstrap_servers, ingress, budget, upstream)
+            configs = _configs(gw, broker.bootstrap_servers, ingress, budget, upstream, analysis)
             config = configs[0][0]
             asyncio.run(ensure_topics(broker.bootstrap_servers, all_topics(config)))
             print("==> starting the processors", file=sys.stderr)
@@ -273,6 +316,7 @@ async def _measure(  # noqa: PLR0917
     ]
     config = configs[0][0]
     counted = await _processors_spent(config, f"budget:bench:tenant-{config.home.name}")
+    stages = await _lag_stages(config.kafka.bootstrap_servers)
     return {
         "ingress_processes": len(configs),
         "clients": clients,
@@ -292,6 +336,7 @@ async def _measure(  # noqa: PLR0917
         "admission_lag_p50_ms": round(p50 * 1000, 1),
         "admission_lag_p99_ms": round(p99 * 1000, 1),
         "throughput_req_per_s": round(tally.served / elapsed, 1),
+        "lag_stages": stages,
     }
 
 
@@ -303,8 +348,15 @@ def main() -> None:
     parser.add_argument("--ingress", type=int, default=2, help="ingress processes")
     parser.add_argument("--budget-requests", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=60.0, help="give up after this")
+    parser.add_argument(
+        "--no-stream-guards",
+        action="store_true",
+        help="turn the processors' Presidio analysis off (guards.analysis.enabled: false)",
+    )
     args = parser.parse_args()
-    report = run(args.clients, args.ingress, args.budget_requests, args.seconds)
+    report = run(
+        args.clients, args.ingress, args.budget_requests, args.seconds, not args.no_stream_guards
+    )
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
 
 
