@@ -12,6 +12,7 @@ import click
 import orjson
 
 from infra.analytics_cli import register as register_analytics
+from infra.replay.cli import register as register_replay
 from schemas.config import ConfigError, TollgateConfig, default_config_path, load_config
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
@@ -196,6 +197,21 @@ def worker(config_path: Path | None, loglevel: str) -> None:
     run_worker(config, loglevel)
 
 
+@main.command("guard-worker")
+@config_option
+@click.option(
+    "--loglevel", default="warn", type=click.Choice(["crit", "error", "warn", "info", "debug"])
+)
+def guard_worker(config_path: Path | None, loglevel: str) -> None:
+    """Run the stream guards (Presidio over the request log) in the foreground."""
+    from infra.topics import all_topics, ensure_topics
+    from processors.main import run_worker
+
+    config = _load(config_path, demo=True)[0]
+    asyncio.run(ensure_topics(config.kafka.bootstrap_servers, all_topics(config)))
+    run_worker(config, loglevel, role="guards")
+
+
 @main.command()
 @config_option
 def sink(config_path: Path | None) -> None:
@@ -233,6 +249,7 @@ def config_cmd(action: str, config_path: Path | None) -> None:
 
 
 register_analytics(main, lambda path: _load(path, demo=True)[0])
+register_replay(main, lambda path: _load(path, demo=True)[0])
 
 if __name__ == "__main__":
     main()

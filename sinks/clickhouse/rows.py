@@ -19,6 +19,7 @@ from schemas.events import (
     AlertRaised,
     Event,
     GuardVerdict,
+    ReplayResult,
     RequestReceived,
     ResponseCompleted,
     ResponseFailed,
@@ -31,6 +32,7 @@ USAGE = "usage"
 BODIES = "bodies"
 VERDICTS = "verdicts"
 ALERTS = "alerts"
+REPLAY_RESULTS = "replay_results"
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     REQUEST_LOG: (
@@ -110,6 +112,24 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "period_start",
         "event_id",
     ),
+    REPLAY_RESULTS: (
+        "ts",
+        "experiment",
+        "variant",
+        "request_id",
+        "source_request_id",
+        "tenant",
+        "model",
+        "status",
+        "skipped",
+        "baseline",
+        "exact_match",
+        "similarity",
+        "structured",
+        "json_valid",
+        "judge",
+        "event_id",
+    ),
 }
 
 Row = tuple[str, list[Any]]
@@ -136,6 +156,8 @@ class RowBuilder:
             return [(ALERTS, _alert(event))]
         if isinstance(event, GuardVerdict):
             return [(VERDICTS, _stream_verdict(event))]
+        if isinstance(event, ReplayResult):
+            return [(REPLAY_RESULTS, _replay(event))]
         if not isinstance(event, RequestReceived | ResponseCompleted | ResponseFailed):
             return []  # a type this sink does not store (yet): readable, so not a dead letter
         data = orjson.loads(raw)
@@ -297,5 +319,26 @@ def _alert(event: AlertRaised) -> list[Any]:
         event.value,
         event.limit,
         _ts(event.period_start),
+        UUID(event.id),
+    ]
+
+
+def _replay(event: ReplayResult) -> list[Any]:
+    return [
+        _ts(event.ts),
+        event.experiment,
+        event.variant,
+        event.request_id,
+        event.source_request_id,
+        event.tenant,
+        event.model,
+        event.status,
+        event.skipped,
+        event.baseline,
+        event.exact_match,
+        event.similarity,
+        event.structured,
+        event.json_valid,
+        event.judge,
         UUID(event.id),
     ]

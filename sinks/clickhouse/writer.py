@@ -38,10 +38,10 @@ from clickhouse_connect.driver.client import Client
 from schemas.config import TollgateConfig
 from schemas.events import Event, EventDecodeError, decode, new_event_id
 from schemas.pricing import load_catalog
-from schemas.topics import ALERTS, DEAD_LETTER, REQUESTS, USAGE, VERDICTS
+from schemas.topics import ALERTS, DEAD_LETTER, EXPERIMENTS, REQUESTS, USAGE, VERDICTS
 from sinks.clickhouse.ledger import Ledger, Plan, Position, stored_event_ids
 from sinks.clickhouse.metrics import SinkMetrics
-from sinks.clickhouse.rows import COLUMNS, REQUEST_LOG, RowBuilder
+from sinks.clickhouse.rows import COLUMNS, REPLAY_RESULTS, REQUEST_LOG, RowBuilder
 from sinks.clickhouse.rows import USAGE as USAGE_TABLE
 from sinks.clickhouse.rows import VERDICTS as VERDICTS_TABLE
 
@@ -49,7 +49,7 @@ log = logging.getLogger("tollgate.sink")
 Record = ConsumerRecord[bytes, bytes]
 Batch = dict[TopicPartition, list[Record]]
 Tables = dict[str, list[list[Any]]]
-TOPICS = (REQUESTS.name, USAGE.name, ALERTS.name, VERDICTS.name)
+TOPICS = (REQUESTS.name, USAGE.name, ALERTS.name, EXPERIMENTS.name, VERDICTS.name)
 
 
 @dataclass
@@ -165,7 +165,7 @@ class ClickHouseSink:
         by_table: dict[str, list[_Decoded]] = defaultdict(list)
         for item in decoded:
             table = item.rows[0][0] if item.rows else ""
-            if table in (REQUEST_LOG, USAGE_TABLE, VERDICTS_TABLE):
+            if table in (REQUEST_LOG, USAGE_TABLE, REPLAY_RESULTS, VERDICTS_TABLE):
                 by_table[table].append(item)
         skipped: set[tuple[str, int, int]] = set()
         for table, items in by_table.items():

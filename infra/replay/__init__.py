@@ -1,0 +1,1 @@
+"""``tollgate replay``: recorded requests sent again to other variants, and compared."""
