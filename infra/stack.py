@@ -61,6 +61,11 @@ class Stack:
         self.stages = [
             Stage("sink", f"{sink}/health"),
             Stage("worker", ready_file=config.run_dir / "worker.ready"),
+            *(
+                [Stage("guard-worker", ready_file=config.run_dir / "guard-worker.ready")]
+                if config.guards.analysis.enabled
+                else []
+            ),
             Stage("ingress", f"{ingress}/health"),
         ]
         if with_upstream:

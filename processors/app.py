@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import faust
 from mode.supervisors import CrashingSupervisor
 
@@ -19,14 +21,20 @@ def broker_url(bootstrap_servers: str) -> str:
     return ";".join(f"kafka://{server.strip()}" for server in bootstrap_servers.split(","))
 
 
-def create_app(config: TollgateConfig) -> faust.App:
+Role = Literal["metering", "guards"]
+"""Two workers: metering (usage, meters, alerts, guard escalation), whose lag is the
+admission lag, and guards (Presidio), whose CPU must not add to it."""
+
+
+def create_app(config: TollgateConfig, role: Role = "metering") -> faust.App:
     codec.register()
     settings = config.processors
+    guards_role = role == "guards"
     app = faust.App(
-        settings.app_id,
+        f"{settings.app_id}-guards" if guards_role else settings.app_id,
         broker=broker_url(config.kafka.bootstrap_servers),
         store=settings.store,
-        datadir=str(config.processors_dir),
+        datadir=str(config.processors_dir / "guards" if guards_role else config.processors_dir),
         autodiscover=False,
         topic_partitions=REQUESTS.partitions,
         topic_replication_factor=1,
@@ -41,11 +49,15 @@ def create_app(config: TollgateConfig) -> faust.App:
         # silently; a stopped worker is restarted and resumes from committed offsets.
         agent_supervisor=CrashingSupervisor,
     )
+    if guards_role:
+        guards.register_analysis(app, config.guards.analysis)
+        return app
     rules = Rules(config.budgets, config.rate_limits, config.alerts)
     interval_s = config.admission.publish_interval_ms / 1000
     metering.register(app, build_price_book(config.prices()), rules, interval_s)
     alerts.register(app, config.budgets, config.alerts)
-    guards.register(app, config.guards.analysis, config.guards.escalation)
+    if config.guards.escalation is not None:
+        guards.register_escalation(app, config.guards.escalation)
     return app
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import faust
 
-from processors.app import create_app
+from processors.app import Role, create_app
 from schemas.config import TollgateConfig
 
 
@@ -37,14 +37,14 @@ class ReadyFileWorker(faust.Worker):
         await super().on_stop()
 
 
-def ready_file(config: TollgateConfig) -> Path:
-    return config.run_dir / "worker.ready"
+def ready_file(config: TollgateConfig, role: Role = "metering") -> Path:
+    return config.run_dir / ("worker.ready" if role == "metering" else "guard-worker.ready")
 
 
-def run_worker(config: TollgateConfig, loglevel: str = "warn") -> None:
+def run_worker(config: TollgateConfig, loglevel: str = "warn", role: Role = "metering") -> None:
     """Blocks until SIGTERM/SIGINT; Faust commits offsets and flushes tables on the way out."""
-    app = create_app(config)
+    app = create_app(config, role)
     worker = ReadyFileWorker(
-        app, ready_file(config), loglevel=loglevel, quiet=True, redirect_stdouts=False
+        app, ready_file(config, role), loglevel=loglevel, quiet=True, redirect_stdouts=False
     )
     worker.execute_from_commandline()

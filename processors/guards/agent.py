@@ -92,17 +92,12 @@ class Analysis:
         return [verdict(e, t, found) for e, t, found in zip(events, texts, entities, strict=True)]
 
 
-def register(app: faust.App, analysis: StreamAnalysis, escalation: Escalation | None) -> None:
+def register_analysis(app: faust.App, settings: StreamAnalysis) -> None:
+    """Presidio over the request log: in a worker of its own (``processors.app``), since
+    its CPU would otherwise delay the metering agent and so every admission decision."""
     verdicts = app.topic(
         VERDICTS.name, partitions=VERDICTS.partitions, value_serializer=EVENT_CODEC
     )
-    if analysis.enabled:
-        _register_analysis(app, analysis, verdicts)
-    if escalation is not None:
-        _register_escalation(app, escalation)
-
-
-def _register_analysis(app: faust.App, settings: StreamAnalysis, verdicts: faust.TopicT) -> None:
     requests = SkippingTopic(
         app, topics=[REQUESTS.name], partitions=REQUESTS.partitions, value_serializer=EVENT_CODEC
     )
@@ -122,7 +117,7 @@ def _register_analysis(app: faust.App, settings: StreamAnalysis, verdicts: faust
                 log.info("presidio: %d events analysed, %.0f/s", analysis.analyzed, rate)
 
 
-def _register_escalation(app: faust.App, policy: Escalation) -> None:
+def register_escalation(app: faust.App, policy: Escalation) -> None:
     source = dead_lettering_topic(
         app, VERDICTS.name, partitions=VERDICTS.partitions, value_serializer=EVENT_CODEC
     )

@@ -34,7 +34,8 @@ def worker(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Itera
     escalation = {"max_injection_attempts": 3, "window_s": 600, "block_s": 900}
     config, path = write_config(home, kafka.bootstrap_servers, guards={"escalation": escalation})
     stack = Stack(config, path, with_upstream=False)
-    stack.start_stage("worker")
+    stack.start_stage("worker")  # escalation
+    stack.start_stage("guard-worker")  # Presidio, in a process of its own
     try:
         yield config.keys[0].tenant
     finally:
