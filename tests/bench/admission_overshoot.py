@@ -256,6 +256,9 @@ def run(
             asyncio.run(ensure_topics(broker.bootstrap_servers, all_topics(config)))
             print("==> starting the processors", file=sys.stderr)
             processes.append(_spawn(["worker", "--config", str(configs[0][1])], home / "w.log"))
+            if analysis:  # as `tollgate up` runs it: Presidio in a worker of its own
+                guard_worker = ["guard-worker", "--config", str(configs[0][1])]
+                processes.append(_spawn(guard_worker, home / "guards.log"))
             deadline = time.monotonic() + 120
             while not ready_file(config).exists():
                 if time.monotonic() > deadline:
