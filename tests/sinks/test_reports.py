@@ -167,7 +167,10 @@ def test_every_ready_made_query_answers_with_the_right_numbers(
     loaded: tuple[TollgateConfig, Path],
 ) -> None:
     config, _ = loaded
-    params = {"budget_burn_down": {"tenant": "acme", "budget": "1"}}
+    params = {
+        "budget_burn_down": {"tenant": "acme", "budget": "1"},
+        "replay_report": {"experiment": "never-run"},
+    }
     results = {}
     for name, query in ready_queries().items():
         assert query.question.endswith("?"), f"{name}: its first comment must be the question"
@@ -181,7 +184,9 @@ def test_every_ready_made_query_answers_with_the_right_numbers(
         "error_rate_by_provider",
         "latency_by_model",
         "guard_actions",
+        "replay_report",
     }
+    assert results["replay_report"] == []  # its numbers: tests/integration/test_replay.py
     spend = {r["tenant"]: Decimal(str(r["cost_usd"])) for r in results["spend_by_tenant_today"]}
     assert spend == {"acme": Decimal("0.012750"), "beta": Decimal("0.000350")}
     per_request = {
