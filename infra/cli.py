@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -14,6 +14,9 @@ import orjson
 from infra.analytics_cli import register as register_analytics
 from infra.replay.cli import register as register_replay
 from schemas.config import ConfigError, TollgateConfig, default_config_path, load_config
+
+if TYPE_CHECKING:
+    from processors.app import Role
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 config_option = click.option(
@@ -182,34 +185,34 @@ def ingress(config_path: Path | None) -> None:
     run_ingress(*_load(config_path, demo=True))
 
 
-@main.command()
-@config_option
-@click.option(
+loglevel_option = click.option(
     "--loglevel", default="warn", type=click.Choice(["crit", "error", "warn", "info", "debug"])
 )
+
+
+@main.command()
+@config_option
+@loglevel_option
 def worker(config_path: Path | None, loglevel: str) -> None:
     """Run the stream processors (a Faust worker) in the foreground."""
-    from infra.topics import all_topics, ensure_topics
-    from processors.main import run_worker
-
-    config = _load(config_path, demo=True)[0]
-    asyncio.run(ensure_topics(config.kafka.bootstrap_servers, all_topics(config)))
-    run_worker(config, loglevel)
+    _run_worker(config_path, loglevel, "metering")
 
 
 @main.command("guard-worker")
 @config_option
-@click.option(
-    "--loglevel", default="warn", type=click.Choice(["crit", "error", "warn", "info", "debug"])
-)
+@loglevel_option
 def guard_worker(config_path: Path | None, loglevel: str) -> None:
     """Run the stream guards (Presidio over the request log) in the foreground."""
+    _run_worker(config_path, loglevel, "guards")
+
+
+def _run_worker(config_path: Path | None, loglevel: str, role: Role) -> None:
     from infra.topics import all_topics, ensure_topics
     from processors.main import run_worker
 
     config = _load(config_path, demo=True)[0]
     asyncio.run(ensure_topics(config.kafka.bootstrap_servers, all_topics(config)))
-    run_worker(config, loglevel, role="guards")
+    run_worker(config, loglevel, role)
 
 
 @main.command()

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
-from schemas.events import Event
+from schemas.events import Event, MeterState, decode
+from schemas.topics import ADMISSION
 
 
 async def produce(bootstrap: str, topic: str, items: list[Event | tuple[bytes, bytes]]) -> None:
@@ -61,3 +62,20 @@ async def collect(
 
 async def settle(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+async def latest_meter_states(bootstrap: str, meter: str, wait_s: float = 3.0) -> list[MeterState]:
+    """The newest published share of ``meter`` per partition, from ``tollgate.admission``."""
+    records = await collect(
+        bootstrap,
+        ADMISSION.name,
+        lambda r: r.key is not None and r.key.decode().startswith(meter + "#"),
+        expected=1 << 30,
+        wait_s=wait_s,
+    )
+    latest: dict[int, MeterState] = {}
+    for record in records:
+        state = decode(record.value)
+        assert isinstance(state, MeterState)
+        latest[state.partition] = state
+    return list(latest.values())

@@ -42,11 +42,11 @@ from infra.processes import terminate_group, wait_port
 from infra.topics import all_topics, ensure_topics
 from processors.main import ready_file
 from schemas.config import TollgateConfig, load_config
-from schemas.events import MeterProgress, MeterState, RequestReceived, Usage, decode
+from schemas.events import MeterProgress, RequestReceived, Usage, decode
 from schemas.pricing import Price, build_price_book
 from schemas.topics import ADMISSION, REQUESTS
 from tests.harness import TEST_KEY, free_port, running_broker, write_config
-from tests.kafka_io import collect
+from tests.kafka_io import collect, latest_meter_states
 
 BODY = {
     "model": "gpt-4o-mini",
@@ -139,19 +139,8 @@ def _lag_quantiles(expositions: list[str], quantiles: tuple[float, ...]) -> list
 
 
 async def _processors_spent(config: TollgateConfig, meter: str) -> Decimal:
-    records = await collect(
-        config.kafka.bootstrap_servers,
-        ADMISSION.name,
-        lambda r: r.key is not None and r.key.decode().startswith(meter + "#"),
-        expected=1 << 30,
-        wait_s=4,
-    )
-    latest: dict[int, MeterState] = {}
-    for record in records:
-        state = decode(record.value)
-        assert isinstance(state, MeterState)
-        latest[state.partition] = state
-    return sum((Decimal(s.spent_usd) for s in latest.values()), Decimal(0))
+    shares = await latest_meter_states(config.kafka.bootstrap_servers, meter, wait_s=4)
+    return sum((Decimal(s.spent_usd) for s in shares), Decimal(0))
 
 
 async def _lag_stages(bootstrap: str) -> dict[str, float]:

@@ -13,7 +13,6 @@ import random
 from decimal import Decimal
 
 import pytest
-from aiokafka import ConsumerRecord
 
 from ingress.admission.controller import Admission
 from ingress.admission.estimate import estimate
@@ -22,22 +21,16 @@ from ingress.admission.view import AdmissionView
 from ingress.auth import Principal
 from ingress.errors import BudgetExceededError
 from schemas.config import TollgateConfig
-from schemas.events import Event, MeterProgress, MeterState, ReplicaAlive, now_ms
+from schemas.events import MeterProgress, MeterState, ReplicaAlive, now_ms
 from schemas.meters import period_bounds
 from schemas.pricing import Price
+from tests.ingress.test_admission_decisions import _publish
 
 ANN = Principal(tenant="acme", key_id="k-ann", user="ann")
 BODY = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}
 PRICE = Price(model="gpt-4o-mini", input=Decimal("1"), output=Decimal("2"))
 ONE = estimate(BODY, "gpt-4o-mini", PRICE, 1024)[0]
 BUDGET_REQUESTS = 100
-
-
-def _publish(admission: Admission, event: Event) -> None:
-    record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
-        "tollgate.admission", 0, 0, 0, 0, None, event.encode(), None, 0, 0, ()
-    )
-    admission.view.apply(record)
 
 
 def _replicas(n: int) -> list[Admission]:

@@ -19,15 +19,14 @@ from infra.stack import Stack
 from schemas.config import TollgateConfig
 from schemas.events import (
     AlertRaised,
-    MeterState,
     RequestReceived,
     ResponseCompleted,
     decode,
 )
 from schemas.meters import period_bounds
-from schemas.topics import ADMISSION, ALERTS, REQUESTS
+from schemas.topics import ALERTS, REQUESTS
 from tests.harness import TEST_KEY, start_stack, write_config
-from tests.kafka_io import collect, produce
+from tests.kafka_io import collect, latest_meter_states, produce
 
 pytestmark = pytest.mark.integration
 PERIOD_S = 12
@@ -207,19 +206,8 @@ def _alert(record: Any) -> AlertRaised:
 
 
 async def _meter_tokens(config: TollgateConfig, meter: str) -> int:
-    records = await collect(
-        config.kafka.bootstrap_servers,
-        ADMISSION.name,
-        lambda r: r.key is not None and r.key.decode().startswith(meter + "#"),
-        expected=1 << 30,
-        wait_s=3,
-    )
-    latest: dict[int, MeterState] = {}
-    for record in records:
-        state = decode(record.value)
-        assert isinstance(state, MeterState)
-        latest[state.partition] = state
-    return sum(s.tokens for s in latest.values())
+    shares = await latest_meter_states(config.kafka.bootstrap_servers, meter)
+    return sum(s.tokens for s in shares)
 
 
 async def test_a_killed_worker_recovers_its_counts_exactly(stack: Stack) -> None:
