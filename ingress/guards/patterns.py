@@ -107,6 +107,74 @@ _ID_BEFORE = re.compile(
 )
 _VERSION_BEFORE = re.compile(r"(?i:version|ver\.?|release|build|oid|v)\W{0,2}$")
 
+# 10 to 13 digits with no separators (a national number, or E.164 without its +): a phone
+# only when the words just before it say so; never 10 digits from 1 (epoch seconds)
+BARE_PHONE = re.compile(r"(?<![\w+#/.,-])(?:[02-9]\d{9}|\d{11,13})(?![\w-]|[.,]\d)", _A)
+CONTEXT_WORDS = 6
+"""How many words before a bare number its context is read from (within its sentence)."""
+
+
+def _set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+_PHONE_WORDS = _set(
+    "phone phones telephone tel ph mobile mob cell cellphone whatsapp fax sms landline "
+    "voicemail hotline helpline dial contact"
+)
+_PHONE_VERBS = _set("call ring text reach phone message sms whatsapp dial")
+_TO_WHOM = _set("me us him her them you back at on")
+_OWNERS = _set("my his her your our their")
+_ID_WORDS = _set(
+    "order orders invoice inv ticket tracking ref reference case sku part serial confirmation "
+    "booking shipment shipping po id ids item build isbn issn account acct customer member "
+    "membership policy routing license licence model transaction txn receipt batch version ver "
+    "release employee student patient record claim card iban bank passport zip pin otp code job "
+    "task pid process request trace commit issue pr row offset timestamp epoch unix seed hash "
+    "checksum port size total amount count price balance sum usd eur vat tax ein imei user "
+    "users uid client error errno status exit line page step session device node instance "
+    "attempt run"
+)
+_UNITS = _set(
+    "ms s sec secs seconds minutes bytes kb mb gb times rows records items users requests calls "
+    "tokens units points votes views downloads km miles"
+)
+_SENTENCE_END = re.compile(r"[!?;\n]|\.\s+(?=[A-Z])")
+_WORD = re.compile(r"[a-z0-9$\u20ac\u00a3]+")
+
+
+def phone_context(text: str, start: int, end: int) -> bool:
+    """Whether the words before ``text[start:end]`` (a bare number) say it is a phone: the
+    nearest telling word within ``CONTEXT_WORDS`` words of its sentence decides. Phone words
+    (``phone``, ``mobile``, ``fax``...), ``call``/``text``/``reach`` + ``me``/``at``...,
+    ``call`` right before it, ``at``/``on`` right before it with ``call``/``reach``... in
+    the window, and ``my``/``your``... ``number`` say yes; an identifier word
+    (``order``, ``invoice``, ``account``, ``isbn``, ``id``...), a currency, a number or a
+    code (``17``, ``B7``) says no, as does a unit right after it (``ms``, ``rows``)."""
+    before = text[max(0, start - 64) : start]
+    cut = [m.end() for m in _SENTENCE_END.finditer(before)]
+    if cut:
+        before = before[cut[-1] :]
+    words = _WORD.findall(before.lower())[-CONTEXT_WORDS:]
+    after = _WORD.match(text[end : end + 12].lower().lstrip(" "))
+    if after is not None and after.group() in _UNITS:
+        return False
+    for i in range(len(words) - 1, -1, -1):
+        word = words[i]
+        if word in _ID_WORDS or not word.isalpha():
+            return False
+        if word in _PHONE_WORDS:
+            return True
+        if word in _PHONE_VERBS and i == len(words) - 1:
+            return True  # "call 4155550132"
+        if word in _TO_WHOM and i and words[i - 1] in _PHONE_VERBS:
+            return True  # "call me", "text back"
+        if word in {"at", "on"} and i == len(words) - 1 and _PHONE_VERBS.intersection(words):
+            return True  # "reach the front desk at"
+        if word in {"number", "no", "num"} and i and words[i - 1] in _OWNERS:
+            return True  # "my number"
+    return False
+
 
 def _before(text: str, start: int, n: int = 24) -> str:
     return text[max(0, start - n) : start]
@@ -156,6 +224,10 @@ def _numbers_in(text: str, lo: int, hi: int, spans: list[Span]) -> None:
         a, b = m.start(), m.end()
         count = sum(ch.isdigit() for ch in m.group())
         if 10 <= count <= 15 and free(a, b) and not _ID_BEFORE.search(_before(text, a)):
+            add(a, b, "PHONE")
+    for m in BARE_PHONE.finditer(text, lo, hi):
+        a, b = m.start(), m.end()
+        if free(a, b) and phone_context(text, a, b):
             add(a, b, "PHONE")
 
 
