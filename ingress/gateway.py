@@ -174,7 +174,8 @@ class Gateway:
             return
         runtime = call.runtime
         first = targets[0].upstream_model if targets else model
-        price = runtime.price_today(first) or runtime.price_today(model)
+        where = call.deployment
+        price = runtime.price_today(first, where) or runtime.price_today(model, where)
         call.ticket = admission.check(
             call.who, model, call.deployment or None, body, price, experiment=call.experiment
         )
@@ -299,8 +300,9 @@ class Gateway:
             m.child(m.disconnects, target.public_model).inc()
         if usage:
             runtime = call.runtime
-            price = runtime.price_today(target.upstream_model) or runtime.price_today(
-                target.public_model
+            where = target.deployment.id
+            price = runtime.price_today(target.upstream_model, where) or runtime.price_today(
+                target.public_model, where
             )
             m.usage(target.public_model, usage, price)
 

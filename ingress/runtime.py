@@ -31,20 +31,21 @@ class Runtime:
         self.router = Router(config.routing, self.deployments, self.prices)
         self.dispatcher = Dispatcher(config.resilience.retries, observe)
         self.guards = InlineGuard(config.guards)
-        self._prices_today: dict[tuple[str, int], Price | None] = {}
+        self._prices_today: dict[tuple[str, str, int], Price | None] = {}
         self._active = 0
         self._retired = False
         self._closed = asyncio.Event()
 
-    def price_today(self, model: str) -> Price | None:
-        """The price book's answer for ``model`` today, memoised per day (a lookup walks
-        wildcard patterns; the hot path asks the same few models again and again)."""
+    def price_today(self, model: str, deployment: str = "") -> Price | None:
+        """The price book's answer for ``model`` (served by ``deployment``) today, memoised
+        per day (a lookup walks wildcard patterns; the hot path asks the same few again)."""
         day = int(time.time() // 86_400)
-        key = (model, day)
+        key = (model, deployment, day)
         if key not in self._prices_today:
             if len(self._prices_today) > 4096:
                 self._prices_today.clear()
-            self._prices_today[key] = self.prices.lookup(model, int(time.time() * 1000))
+            now = int(time.time() * 1000)
+            self._prices_today[key] = self.prices.lookup(model, now, deployment)
         return self._prices_today[key]
 
     def enter(self) -> Callable[[], None]:

@@ -148,12 +148,19 @@ class KeySettings(_Strict):
 
 
 class PriceSettings(_Strict):
+    """Per 1M tokens; a `deployment` (`provider/upstream_model`, as in
+    `x-tollgate-deployment`) makes the price apply only to calls that deployment served."""
+
     model: str
     input: Decimal = Field(ge=0)
     output: Decimal = Field(ge=0)
     cached_input: Decimal | None = Field(None, ge=0)
+    audio_input: Decimal | None = Field(None, ge=0)
+    audio_output: Decimal | None = Field(None, ge=0)
+    image_input: Decimal | None = Field(None, ge=0)
     currency: str = "USD"
     effective_from: date = date(1970, 1, 1)
+    deployment: str | None = Field(None, min_length=1)
 
     def to_price(self) -> Price:
         return Price(**self.model_dump())

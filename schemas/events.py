@@ -65,6 +65,11 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    audio_prompt_tokens: int = 0
+    image_prompt_tokens: int = 0
+    audio_completion_tokens: int = 0
+    """Parts of the prompt and completion counts above (OpenAI's ``*_tokens_details``),
+    priced at their own rates where the catalog has them."""
 
     @property
     def total_tokens(self) -> int:
@@ -79,6 +84,9 @@ class Usage:
             completion_tokens=int(usage.get("completion_tokens") or 0),
             cached_tokens=int(prompt_details.get("cached_tokens") or 0),
             reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+            audio_prompt_tokens=int(prompt_details.get("audio_tokens") or 0),
+            image_prompt_tokens=int(prompt_details.get("image_tokens") or 0),
+            audio_completion_tokens=int(completion_details.get("audio_tokens") or 0),
         )
 
 
@@ -191,6 +199,9 @@ class UsageRecorded(Event):
     completion_tokens: int
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    audio_prompt_tokens: int = 0
+    image_prompt_tokens: int = 0
+    audio_completion_tokens: int = 0
     token_source: str = "provider"
     cost: str = "0"
     currency: str = "USD"

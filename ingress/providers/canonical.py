@@ -16,16 +16,38 @@ from schemas.tokens import content_text
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^,]*)?;base64,(?P<data>.*)$", re.S)
 
 
-def usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> Json:
+def usage(
+    prompt: int,
+    completion: int,
+    cached: int = 0,
+    reasoning: int = 0,
+    *,
+    audio_prompt: int = 0,
+    image_prompt: int = 0,
+    audio_completion: int = 0,
+) -> Json:
+    """OpenAI's usage object; the details are parts of the prompt and completion counts."""
     out: Json = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
-    if cached:
-        out["prompt_tokens_details"] = {"cached_tokens": cached}
-    if reasoning:
-        out["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    prompt_details = {
+        k: v
+        for k, v in (
+            ("cached_tokens", cached),
+            ("audio_tokens", audio_prompt),
+            ("image_tokens", image_prompt),
+        )
+        if v
+    }
+    completion_details = {
+        k: v for k, v in (("reasoning_tokens", reasoning), ("audio_tokens", audio_completion)) if v
+    }
+    if prompt_details:
+        out["prompt_tokens_details"] = prompt_details
+    if completion_details:
+        out["completion_tokens_details"] = completion_details
     return out
 
 

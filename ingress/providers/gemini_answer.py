@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import orjson
 
@@ -32,11 +33,32 @@ def finish_reason(reason: str | None, called: bool) -> str:
 
 def usage(meta: Json) -> Json:
     """Thoughts count as completion (reasoning) tokens and tool-use prompts as prompt, so
-    the total matches ``totalTokenCount``. Counts of zero are left out by Google."""
+    the total matches ``totalTokenCount``; image and audio parts come from the per-modality
+    details. Counts of zero are left out by Google."""
     prompt = (meta.get("promptTokenCount") or 0) + (meta.get("toolUsePromptTokenCount") or 0)
     thoughts = meta.get("thoughtsTokenCount") or 0
     completion = (meta.get("candidatesTokenCount") or 0) + thoughts
-    return canonical.usage(prompt, completion, meta.get("cachedContentTokenCount") or 0, thoughts)
+    asked = _by_modality(meta.get("promptTokensDetails"))
+    answered = _by_modality(meta.get("candidatesTokensDetails"))
+    return canonical.usage(
+        prompt,
+        completion,
+        meta.get("cachedContentTokenCount") or 0,
+        thoughts,
+        audio_prompt=asked.get("AUDIO", 0),
+        image_prompt=asked.get("IMAGE", 0) + asked.get("VIDEO", 0),
+        audio_completion=answered.get("AUDIO", 0),
+    )
+
+
+def _by_modality(details: Any) -> dict[str, int]:
+    """``[{"modality": "IMAGE", "tokenCount": 258}, ...]`` → {"IMAGE": 258}."""
+    counts: dict[str, int] = {}
+    for item in details if isinstance(details, list) else ():
+        if isinstance(item, dict) and isinstance(item.get("tokenCount"), int):
+            modality = str(item.get("modality", ""))
+            counts[modality] = counts.get(modality, 0) + item["tokenCount"]
+    return counts
 
 
 def choice_of(candidate: Json, position: int, rid: str) -> Json:

@@ -41,9 +41,12 @@ def record_usage(
     usage, source = usage_of(response, counted_prompt_tokens)
     # what was served decides the price (an Azure deployment or a Bedrock id may be priced
     # apart from the public name); the public name is the fallback
+    deployment = response.deployment
     price = (
-        prices.lookup(response.upstream_model, response.ts) if response.upstream_model else None
-    ) or prices.lookup(response.model, response.ts)
+        prices.lookup(response.upstream_model, response.ts, deployment)
+        if response.upstream_model
+        else None
+    ) or prices.lookup(response.model, response.ts, deployment)
     cost = price.cost(usage) if price else Decimal(0)
     return UsageRecorded(
         id=usage_event_id(response.request_id),
@@ -57,6 +60,9 @@ def record_usage(
         completion_tokens=usage.completion_tokens,
         cached_tokens=usage.cached_tokens,
         reasoning_tokens=usage.reasoning_tokens,
+        audio_prompt_tokens=usage.audio_prompt_tokens,
+        image_prompt_tokens=usage.image_prompt_tokens,
+        audio_completion_tokens=usage.audio_completion_tokens,
         token_source=source,
         cost=str(cost),
         currency=price.currency if price else "USD",

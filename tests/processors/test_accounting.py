@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from processors.usage.accounting import record_usage
 from schemas.events import ResponseCompleted
-from schemas.pricing import build_price_book
+from schemas.pricing import Price, build_price_book
 
 USAGE = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000, "total_tokens": 2_000_000}
 
@@ -37,3 +37,26 @@ def test_upstream_model_prices_a_bedrock_id_behind_a_custom_name() -> None:
 def test_public_name_prices_an_unknown_azure_deployment() -> None:
     served = record_usage(response("gpt-4o-mini", "prod-mini-eu"), None, build_price_book([]))
     assert Decimal(served.cost) == Decimal("0.75")  # 0.15 + 0.60 per 1M
+
+
+def test_a_deployment_override_prices_what_that_deployment_served() -> None:
+    negotiated = Price("gpt-4o-mini", Decimal("0.10"), Decimal("0.40"), deployment="az/mini")
+    book = build_price_book([negotiated])
+    there = response("gpt-4o-mini", "gpt-4o-mini")
+    there.deployment = "az/mini"
+    elsewhere = response("gpt-4o-mini", "gpt-4o-mini")
+    elsewhere.deployment = "openai/gpt-4o-mini"
+    assert Decimal(record_usage(there, None, book).cost) == Decimal("0.50")
+    assert Decimal(record_usage(elsewhere, None, book).cost) == Decimal("0.75")
+
+
+def test_audio_and_image_tokens_are_recorded_apart() -> None:
+    answer = response("gpt-4o-mini", "gpt-4o-mini")
+    answer.usage = {
+        **USAGE,
+        "prompt_tokens_details": {"audio_tokens": 7, "image_tokens": 11},
+        "completion_tokens_details": {"audio_tokens": 5},
+    }
+    recorded = record_usage(answer, None, build_price_book([]))
+    parts = (recorded.audio_prompt_tokens, recorded.image_prompt_tokens)
+    assert (*parts, recorded.audio_completion_tokens) == (7, 11, 5)

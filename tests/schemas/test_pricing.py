@@ -57,3 +57,48 @@ def test_config_overrides_the_catalog() -> None:
     override = Price("gpt-4o", Decimal(9), Decimal(9), effective_from=date(2024, 10, 1))
     book = build_price_book([override])
     assert book.lookup("gpt-4o", _ms("2026-01-01")).input == 9  # type: ignore[union-attr]
+
+
+def test_audio_and_image_parts_cost_their_own_rates() -> None:
+    price = Price(
+        "gpt-4o-audio",
+        input=Decimal("2.50"),
+        output=Decimal("10"),
+        audio_input=Decimal("40"),
+        audio_output=Decimal("80"),
+        image_input=Decimal("5"),
+    )
+    usage = Usage.from_openai(
+        {
+            "prompt_tokens": 1000,
+            "completion_tokens": 300,
+            "prompt_tokens_details": {"audio_tokens": 400, "image_tokens": 100},
+            "completion_tokens_details": {"audio_tokens": 200},
+        }
+    )
+    assert (usage.audio_prompt_tokens, usage.image_prompt_tokens) == (400, 100)
+    # text 500 x 2.50 + audio 400 x 40 + image 100 x 5 + text 100 x 10 + audio 200 x 80
+    assert price.cost(usage) == Decimal("0.03475")
+    # without published audio/image rates every token costs the text rate
+    flat = Price("m", input=Decimal("2.50"), output=Decimal("10"))
+    assert flat.cost(usage) == Decimal("0.0055")
+
+
+def test_parts_never_count_more_than_the_totals() -> None:
+    """A provider reporting details above the total is not billed for phantom tokens."""
+    price = Price("m", input=Decimal(1), output=Decimal(1), audio_input=Decimal(100))
+    usage = Usage(prompt_tokens=10, cached_tokens=8, audio_prompt_tokens=50)
+    assert price.cost(usage) == Decimal(8 + 2 * 100) / 1_000_000
+
+
+def test_a_deployment_price_applies_only_to_what_that_deployment_served() -> None:
+    negotiated = Price("gpt-4o*", Decimal("1.00"), Decimal("4.00"), deployment="azure-eu/gpt-4o")
+    book = build_price_book([negotiated])
+    now = _ms("2026-06-01")
+    there = book.lookup("gpt-4o", now, "azure-eu/gpt-4o")
+    elsewhere = book.lookup("gpt-4o", now, "openai/gpt-4o")
+    assert there is not None and there.input == Decimal("1.00")
+    assert there.ref == "gpt-4o*[azure-eu/gpt-4o]@1970-01-01"
+    assert elsewhere is not None and elsewhere.input == Decimal("2.50")  # the list price
+    assert book.lookup("gpt-4o", now) == elsewhere
+    assert book.lookup("claude-sonnet-4-5", now, "azure-eu/gpt-4o") != there  # model must match

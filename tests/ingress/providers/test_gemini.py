@@ -563,3 +563,25 @@ async def test_fake_embeddings(gemini: Any, fake: BackgroundFakeUpstream) -> Non
     assert answer["usage"]["prompt_tokens"] > 0
     sent = last_request(fake, "gemini")
     assert sent["path"] == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+
+
+def test_usage_reports_image_and_audio_parts_by_modality() -> None:
+    from ingress.providers.gemini_answer import usage
+
+    meta = {
+        "promptTokenCount": 1290,
+        "candidatesTokenCount": 40,
+        "totalTokenCount": 1330,
+        "promptTokensDetails": [
+            {"modality": "TEXT", "tokenCount": 10},
+            {"modality": "IMAGE", "tokenCount": 1032},
+            {"modality": "AUDIO", "tokenCount": 248},
+        ],
+        "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 40}],
+    }
+    assert usage(meta) == {
+        "prompt_tokens": 1290,
+        "completion_tokens": 40,
+        "total_tokens": 1330,
+        "prompt_tokens_details": {"audio_tokens": 248, "image_tokens": 1032},
+    }
