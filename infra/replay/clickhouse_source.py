@@ -2,7 +2,8 @@
 
 The request row gives who, what and the body policy; ``bodies`` gives the prompt and the
 baseline answer while their TTL lasts (a request whose body row has expired is reported
-as skipped); the response row gives the status; ``usage`` the tokens.
+as skipped); the response row gives the status and what the output policy kept (a
+completion kept ``none`` has no body row); ``usage`` the tokens.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from schemas.config import TollgateConfig
 
 SQL = """
 SELECT r.request_id, toUnixTimestamp64Milli(r.ts), r.tenant, r.key_id, r.model, r.endpoint,
-       r.deployment, r.body_kept, p.body, c.body, c.kept, a.status, u.prompt_tokens,
+       r.deployment, r.body_kept, p.body, c.body, a.kept, a.status, u.prompt_tokens,
        u.completion_tokens
 FROM request_log AS r FINAL
 LEFT JOIN (SELECT tenant, request_id, any(body) AS body FROM bodies FINAL
            WHERE kind = 'prompt' GROUP BY tenant, request_id) AS p
     ON p.tenant = r.tenant AND p.request_id = r.request_id
-LEFT JOIN (SELECT tenant, request_id, any(body) AS body, any(kept) AS kept FROM bodies FINAL
+LEFT JOIN (SELECT tenant, request_id, any(body) AS body FROM bodies FINAL
            WHERE kind = 'completion' GROUP BY tenant, request_id) AS c
     ON c.tenant = r.tenant AND c.request_id = r.request_id
-LEFT JOIN (SELECT tenant, request_id, any(status) AS status FROM request_log FINAL
+LEFT JOIN (SELECT tenant, request_id, any(status) AS status,
+                  anyIf(body_kept, type = 'response.completed') AS kept FROM request_log FINAL
            WHERE type IN ('response.completed', 'response.failed')
            GROUP BY tenant, request_id) AS a
     ON a.tenant = r.tenant AND a.request_id = r.request_id

@@ -58,8 +58,15 @@ async def _check_retention(
     since_ms: int,
 ) -> None:
     for tp in tps:
-        if firsts[tp] == 0 or firsts[tp] >= ends[tp]:
-            continue  # nothing deleted yet, or nothing left at all
+        if firsts[tp] == 0:
+            continue  # nothing deleted yet
+        if firsts[tp] >= ends[tp]:
+            # records were written and all are gone: their times are unknown, so any of
+            # them may have been in the range
+            raise RetentionPassed(
+                f"{tp.topic}[{tp.partition}] holds none of its {firsts[tp]} records any "
+                "more: Kafka's retention has passed"
+            )
         consumer.seek(tp, firsts[tp])
         batch = await consumer.getmany(tp, timeout_ms=5000, max_records=1)
         records = batch.get(tp) or []
