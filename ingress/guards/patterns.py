@@ -196,7 +196,7 @@ def emails(text: str) -> list[Span]:
     return spans
 
 
-def _numbers_in(text: str, lo: int, hi: int, spans: list[Span]) -> None:
+def _numbers_in(text: str, shape: bytes, lo: int, hi: int, spans: list[Span]) -> None:
     """Every numeric entity in ``text[lo:hi]`` (a candidate region), most specific first."""
     taken: list[tuple[int, int]] = []
 
@@ -207,19 +207,28 @@ def _numbers_in(text: str, lo: int, hi: int, spans: list[Span]) -> None:
         taken.append((a, b))
         spans.append(Span(a, b, kind))
 
-    for m in CARD.finditer(text, lo, hi):
-        digits = re.sub(r"[ -]", "", m.group())
-        if luhn_ok(digits) and card_brand_ok(digits):
-            add(m.start(), m.end(), "CREDIT_CARD")
-    for m in SSN.finditer(text, lo, hi):
-        if free(m.start(), m.end()):
-            add(m.start(), m.end(), "SSN")
-    for m in SSN_BARE.finditer(text, max(0, lo - 24), hi):
-        if free(m.start(1), m.end(1)):
-            add(m.start(1), m.end(1), "SSN")
-    for m in IPV4.finditer(text, lo, hi):
-        if free(m.start(), m.end()) and not _VERSION_BEFORE.search(_before(text, m.start(), 12)):
-            add(m.start(), m.end(), "IP_ADDRESS")
+    # each type needs so many digits (a card 13, a phone 10, an SSN 9) or dots (an IPv4 3):
+    # most regions (dates, times, amounts) need no regex at all
+    n = shape.count(b"0", lo, hi)
+    if n >= 13:
+        for m in CARD.finditer(text, lo, hi):
+            digits = re.sub(r"[ -]", "", m.group())
+            if luhn_ok(digits) and card_brand_ok(digits):
+                add(m.start(), m.end(), "CREDIT_CARD")
+    if n >= 9:
+        for m in SSN.finditer(text, lo, hi):
+            if free(m.start(), m.end()):
+                add(m.start(), m.end(), "SSN")
+        for m in SSN_BARE.finditer(text, max(0, lo - 24), hi):
+            if free(m.start(1), m.end(1)):
+                add(m.start(1), m.end(1), "SSN")
+    if n >= 4 and shape.count(b".", lo, hi) >= 3:
+        for m in IPV4.finditer(text, lo, hi):
+            start = m.start()
+            if free(start, m.end()) and not _VERSION_BEFORE.search(_before(text, start, 12)):
+                add(start, m.end(), "IP_ADDRESS")
+    if n < 10:
+        return
     for m in PHONE.finditer(text, lo, hi):
         a, b = m.start(), m.end()
         count = sum(ch.isdigit() for ch in m.group())
@@ -238,7 +247,7 @@ def numbers(text: str, shape: bytes) -> list[Span]:
     hi_done = 0
     for m in _NUMERIC.finditer(shape):
         lo, hi = max(hi_done, m.start() - 4), min(len(text), m.end() + 1)
-        _numbers_in(text, lo, hi, spans)
+        _numbers_in(text, shape, lo, hi, spans)
         hi_done = hi
     return spans
 
