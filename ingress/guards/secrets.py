@@ -73,11 +73,11 @@ def _classify(text: str, start: int, end: int) -> Span | None:
         if m:
             return Span(m.start(), m.end(), "SECRET", "jwt")
     before = text[max(0, start - 40) : start]
-    # each regex needs a character a literal test finds faster than a search over ``before``
-    if before[-1:].isspace() and _BEARER.search(before) and _random_enough(run):
+    # both regexes end at the run: string tests on its end say first whether one can match
+    if before.rstrip()[-6:].lower() == "bearer" and _BEARER.search(before) and _random_enough(run):
         return Span(start, end, "SECRET", "bearer")
     if (
-        ("=" in before or ":" in before)
+        _assigned_shape(before)
         and _ASSIGNED.search(before)
         and entropy(run) >= 3.5
         and _random_enough(run)
@@ -85,6 +85,22 @@ def _classify(text: str, start: int, end: int) -> Span | None:
     ):
         return Span(start, end, "SECRET", "assigned")
     return None
+
+
+_QUOTES_SPACE = " \t\r\n\f\v\"'"
+_NAMES = (
+    "secret", "password", "passwd", "pwd", "token", "apikey", "api_key", "api-key", "accesskey",
+    "access_key", "access-key", "credential", "credentials",
+)  # fmt: skip
+
+
+def _assigned_shape(before: str) -> bool:
+    """``before`` ends with a secret-like name, ``:``/``=``/``=>``, spaces and quotes (a
+    necessary condition of ``_ASSIGNED``, tested without a regex search)."""
+    head = before.rstrip(_QUOTES_SPACE)
+    if head[-1:] not in (":", "=", ">"):
+        return False
+    return head.rstrip(":=>").rstrip(_QUOTES_SPACE)[-12:].lower().endswith(_NAMES)
 
 
 def _random_enough(value: str) -> bool:
