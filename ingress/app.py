@@ -32,6 +32,7 @@ from ingress.runtime import Runtime
 from ingress.spool import worker_spool_dir
 from ingress.topic_follower import TopicFollower
 from schemas.config import TollgateConfig
+from schemas.tokens import load_encodings
 
 log = logging.getLogger(__name__)
 KEYS_CATCH_UP_S = 5.0
@@ -94,7 +95,10 @@ def create_app(config: TollgateConfig, config_path: Path | None = None, worker: 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         publisher.start()
-        await read_topics([registry, view] if gateway.admission.enabled else [registry])
+        await asyncio.gather(  # tokenizers loaded now, not by the first estimates
+            read_topics([registry, view] if gateway.admission.enabled else [registry]),
+            asyncio.to_thread(load_encodings),
+        )
         if gateway.admission.enabled:
             heartbeat.start()
         interval = config.routing.health_check_interval_s

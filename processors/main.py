@@ -9,6 +9,7 @@ import faust
 
 from processors.app import Role, create_app
 from schemas.config import TollgateConfig
+from schemas.tokens import load_encodings
 
 
 class ReadyFileWorker(faust.Worker):
@@ -44,6 +45,7 @@ def ready_file(config: TollgateConfig, role: Role = "metering") -> Path:
 def run_worker(config: TollgateConfig, loglevel: str = "warn", role: Role = "metering") -> None:
     """Blocks until SIGTERM/SIGINT; Faust commits offsets and flushes tables on the way out."""
     app = create_app(config, role)
+    load_encodings()  # before readiness: the first events would wait for them
     worker = ReadyFileWorker(
         app, ready_file(config, role), loglevel=loglevel, quiet=True, redirect_stdouts=False
     )

@@ -2,7 +2,7 @@
 the state each ingress decides from?
 
     .venv/bin/python -m tests.bench.admission_overshoot [--clients 32] [--ingress 2]
-                                                        [--budget-requests 300]
+        [--budget-requests 300] [--rate REQ_PER_S] [--no-stream-guards]
 
 Starts a real Kafka broker, the fake upstream, the processors and ``--ingress`` ingress
 processes (one worker each), with one hard USD budget for the tenant sized to
@@ -13,7 +13,11 @@ the period's end). It prints:
 - overshoot: requests and dollars served past the budget, counted by the clients from
   every answer's usage at catalog prices and by the processors' own meter state;
 - lag: the admission-state lag p50/p99 (admitting a request → the processors' published
-  state counting it), merged from each ingress's ``/metrics`` histogram.
+  state counting it), merged from each ingress's ``/metrics`` histogram, and split by the
+  topics' record times into publishing (ingress → log) and processing (log → progress).
+
+Without ``--rate`` the clients send as fast as they are answered (saturation: on two
+cores the processors then queue); with it, at that rate in all.
 
 Targets (issue 4): overshoot at most one request per ingress process; lag p99 ≤ 250 ms.
 Loopback only; bounded in time.
@@ -88,10 +92,20 @@ def _cost(price: Price, usage: dict[str, Any]) -> Decimal:
 
 
 async def _client(  # noqa: PLR0917
-    http: aiohttp.ClientSession, url: str, index: int, tally: Tally, deadline: float, price: Price
+    http: aiohttp.ClientSession,
+    url: str,
+    index: int,
+    tally: Tally,
+    deadline: float,
+    price: Price,
+    interval_s: float,
 ) -> None:
+    """Sends until the budget refuses; with ``interval_s``, at most one request per it."""
     headers = {"authorization": f"Bearer {TEST_KEY}"}
+    next_at = time.monotonic()
     while time.monotonic() < deadline:
+        next_at += interval_s
+        await asyncio.sleep(max(next_at - time.monotonic(), 0))
         async with http.post(url, json=BODY, headers=headers) as answer:
             data = await answer.read()
             if answer.status == 200:
@@ -222,8 +236,13 @@ async def _calibrate(upstream: int) -> dict[str, Any]:
         return dict(answer.json()["usage"])
 
 
-def run(
-    clients: int, ingress: int, budget_requests: int, seconds: float, analysis: bool = True
+def run(  # noqa: PLR0917
+    clients: int,
+    ingress: int,
+    budget_requests: int,
+    seconds: float,
+    analysis: bool = True,
+    rate: float = 0.0,
 ) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="tollgate-overshoot-"))
     processes: list[subprocess.Popen[bytes]] = []
@@ -265,7 +284,9 @@ def run(
                 f"({budget_requests} answers at ${one:.8f})",
                 file=sys.stderr,
             )
-            return asyncio.run(_measure(configs, clients, seconds, budget, one, budget_requests))
+            return asyncio.run(
+                _measure(configs, clients, seconds, budget, one, budget_requests, rate)
+            )
         finally:
             for process in reversed(processes):
                 terminate_group(process.pid, 15)
@@ -278,8 +299,10 @@ async def _measure(  # noqa: PLR0917
     budget: Decimal,
     one: Decimal,
     budget_requests: int,
+    rate: float,
 ) -> dict[str, Any]:
     tally = Tally()
+    interval_s = clients / rate if rate else 0.0
     urls = [f"http://{c.ingress.host}:{c.ingress.port}/v1/chat/completions" for c, _ in configs]
     price = _price(configs[0][0])
     started = time.monotonic()
@@ -288,7 +311,9 @@ async def _measure(  # noqa: PLR0917
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         await asyncio.gather(
             *(
-                _client(http, urls[i % len(urls)], i % len(urls), tally, deadline, price)
+                _client(
+                    http, urls[i % len(urls)], i % len(urls), tally, deadline, price, interval_s
+                )
                 for i in range(clients)
             )
         )
@@ -341,13 +366,24 @@ def main() -> None:
     parser.add_argument("--budget-requests", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=60.0, help="give up after this")
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="requests/s over all clients (0 = as fast as answered)",
+    )
+    parser.add_argument(
         "--no-stream-guards",
         action="store_true",
         help="turn the processors' Presidio analysis off (guards.analysis.enabled: false)",
     )
     args = parser.parse_args()
     report = run(
-        args.clients, args.ingress, args.budget_requests, args.seconds, not args.no_stream_guards
+        args.clients,
+        args.ingress,
+        args.budget_requests,
+        args.seconds,
+        not args.no_stream_guards,
+        args.rate,
     )
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
 
