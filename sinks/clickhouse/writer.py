@@ -28,7 +28,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -46,9 +46,9 @@ from sinks.clickhouse.rows import USAGE as USAGE_TABLE
 from sinks.clickhouse.rows import VERDICTS as VERDICTS_TABLE
 
 log = logging.getLogger("tollgate.sink")
-Record = ConsumerRecord[bytes, bytes]
-Batch = dict[TopicPartition, list[Record]]
-Tables = dict[str, list[list[Any]]]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+Batch: TypeAlias = dict[TopicPartition, list[Record]]
+Tables: TypeAlias = dict[str, list[list[Any]]]
 TOPICS = (REQUESTS.name, USAGE.name, ALERTS.name, EXPERIMENTS.name, VERDICTS.name)
 
 

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import httpx
@@ -52,7 +52,16 @@ from schemas.topics import ADMISSION, REQUESTS
 from tests.harness import TEST_KEY, free_port, running_broker, write_config
 from tests.kafka_io import collect, latest_meter_states
 
-BODY = {
+
+class _Body(TypedDict):
+    """The chat request every benchmark client sends."""
+
+    model: str
+    max_tokens: int
+    messages: list[dict[str, str]]
+
+
+BODY: _Body = {
     "model": "gpt-4o-mini",
     "max_tokens": 16,
     "messages": [{"role": "user", "content": "Benchmark me, briefly."}],

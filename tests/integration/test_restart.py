@@ -11,15 +11,18 @@ import pytest
 
 from infra.kafka.broker import BrokerSettings, LocalKafka
 from infra.topics import ensure_topics
+from schemas.config import TollgateConfig
 from tests.harness import TEST_KEY, free_port, start_stack, write_config
 from tests.integration.traffic import Served, chat, gateway_client, wait_for_sql
 
 pytestmark = pytest.mark.integration
 
 
-async def _traffic(config: object, served: Served, stop: asyncio.Event, lanes: int = 6) -> int:
+async def _traffic(
+    config: TollgateConfig, served: Served, stop: asyncio.Event, lanes: int = 6
+) -> int:
     """Requests from ``lanes`` concurrent clients until ``stop``; returns the failures."""
-    client = gateway_client(config, TEST_KEY)  # type: ignore[arg-type]
+    client = gateway_client(config, TEST_KEY)
     failures = 0
 
     async def lane(n: int) -> None:
@@ -32,7 +35,7 @@ async def _traffic(config: object, served: Served, stop: asyncio.Event, lanes: i
                     served,
                     config,
                     model="gpt-4o-mini",
-                    text=f"lane {n} #{i}",  # type: ignore[arg-type]
+                    text=f"lane {n} #{i}",
                     max_tokens=3 + i % 5,
                 )
             except Exception:

@@ -266,7 +266,11 @@ def test_vision_json_schema_n_and_logprobs(client: openai.OpenAI) -> None:
         ],
     )
     assert seen.usage is not None and seen.usage.prompt_tokens > 85  # the image is counted
-    schema = {"type": "object", "properties": {"score": {"type": "number"}}, "required": ["score"]}
+    schema: dict[str, object] = {
+        "type": "object",
+        "properties": {"score": {"type": "number"}},
+        "required": ["score"],
+    }
     shaped = client.chat.completions.create(
         model="gpt-4o",
         messages=MESSAGES,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypedDict
 
 from processors.metering.ledger import Ledger, Rules
 from schemas.events import RequestReceived, ResponseCompleted
@@ -18,8 +19,17 @@ RULES = Rules(
 )
 
 
+class _Common(TypedDict):
+    """The fields both events of a call share."""
+
+    request_id: str
+    tenant: str
+    key_id: str
+    model: str
+
+
 def _call(rid: str, tenant: str, experiment: str) -> list[RequestReceived | ResponseCompleted]:
-    common = {"request_id": rid, "tenant": tenant, "key_id": "k", "model": "gpt-4o-mini"}
+    common: _Common = {"request_id": rid, "tenant": tenant, "key_id": "k", "model": "gpt-4o-mini"}
     return [
         RequestReceived(**common, endpoint="/v1/chat/completions", ts=T0, experiment=experiment),
         ResponseCompleted(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -38,7 +39,7 @@ def worker(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def _pair(
-    tenant: str, rid: str, usage: dict[str, int] | None, outputs: list[str]
+    tenant: str, rid: str, usage: dict[str, Any] | None, outputs: list[str]
 ) -> tuple[RequestReceived, ResponseCompleted]:
     request = RequestReceived(
         request_id=rid,

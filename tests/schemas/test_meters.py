@@ -12,7 +12,9 @@ from schemas.meters import Subjects, budget_meters, period_bounds, shift_window,
 
 
 def _ms(*parts: int) -> int:
-    return int(datetime(*parts, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+    """Epoch ms of (year, month, day[, hour[, minute[, second]]]) in UTC."""
+    year, month, day, hour, minute, second = (*parts, 0, 0, 0)[:6]
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp() * 1000)
 
 
 def _budget(**fields: Any) -> BudgetSettings:

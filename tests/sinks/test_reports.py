@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 import pytest
@@ -38,6 +38,15 @@ CALLS = [
 ]
 
 
+class _Common(TypedDict):
+    """The fields every event of a call shares."""
+
+    request_id: str
+    tenant: str
+    key_id: str
+    ts: int
+
+
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TollgateConfig, Path]]:
     home = tmp_path_factory.mktemp("reports")
@@ -48,7 +57,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TollgateC
     tables: dict[str, list[list[Any]]] = defaultdict(list)
     for i, (tenant, team, user, key, provider, model, p, c, cached, cost, ms) in enumerate(CALLS):
         rid = f"r{i}"
-        common = {"request_id": rid, "tenant": tenant, "key_id": key, "ts": ts}
+        common: _Common = {"request_id": rid, "tenant": tenant, "key_id": key, "ts": ts}
         events: list[Any] = [
             RequestReceived(
                 **common,

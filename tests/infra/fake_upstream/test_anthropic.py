@@ -8,7 +8,7 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
-from anthropic.types import MessageParam, ToolParam
+from anthropic.types import Base64ImageSourceParam, MessageParam, ToolParam, ToolUseBlockParam
 
 from infra.fake_upstream.providers.reply import prompt_tokens
 from infra.fake_upstream.server import BackgroundFakeUpstream
@@ -122,9 +122,15 @@ async def test_tool_use_json_and_streamed(client: anthropic.AsyncAnthropic) -> N
     streamed = final.content[0]
     assert streamed.type == "tool_use"
     assert (streamed.id, streamed.name, streamed.input) == (block.id, block.name, block.input)
+    tool_use: ToolUseBlockParam = {
+        "type": "tool_use",
+        "id": block.id,
+        "name": block.name,
+        "input": block.input,
+    }
     history: list[MessageParam] = [
         *ASK,
-        {"role": "assistant", "content": [block.model_dump()]},  # type: ignore[list-item]
+        {"role": "assistant", "content": [tool_use]},
         {
             "role": "user",
             "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "a crab"}],
@@ -138,12 +144,16 @@ async def test_tool_use_json_and_streamed(client: anthropic.AsyncAnthropic) -> N
 
 
 async def test_images_count_85_tokens(client: anthropic.AsyncAnthropic) -> None:
-    image = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    image: Base64ImageSourceParam = {
+        "type": "base64",
+        "media_type": "image/png",
+        "data": "iVBORw0KGgo=",
+    }
     messages: list[MessageParam] = [
         {
             "role": "user",
             "content": [{"type": "image", "source": image}, {"type": "text", "text": "What?"}],
-        }  # type: ignore[list-item,typeddict-item]
+        }
     ]
     done = await client.messages.create(model=MODEL, max_tokens=10, messages=messages)
     assert done.usage.input_tokens == prompt_tokens(MODEL, ["What?"], images=1)

@@ -59,7 +59,7 @@ async def test_tool_calls_use_any_and_nine_character_ids(http: httpx.AsyncClient
     events = [data for _, data in sse_events(streamed.content)]
     whole = events[0]["choices"][0]["delta"]["tool_calls"][0]
     assert whole["function"]["arguments"] == call["function"]["arguments"]
-    history = [
+    history: list[dict[str, Any]] = [
         *ASK,
         {"role": "assistant", "content": "", "tool_calls": [call]},
         {"role": "tool", "tool_call_id": call["id"], "name": "find_peak", "content": "Alps"},

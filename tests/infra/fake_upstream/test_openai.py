@@ -87,8 +87,10 @@ async def test_tool_choice_named_none_and_round_trip(client: openai.AsyncOpenAI)
     )
     calls = named.choices[0].message.tool_calls
     assert calls is not None
-    assert calls[0].function.name == "take_note"
-    assert calls[0].function.arguments == "{}"
+    call = calls[0]
+    assert call.type == "function"
+    assert call.function.name == "take_note"
+    assert call.function.arguments == "{}"
     plain = await client.chat.completions.create(
         model=MODEL, messages=ASK, tools=[WEATHER], tool_choice="none"
     )
@@ -100,10 +102,14 @@ async def test_tool_choice_named_none_and_round_trip(client: openai.AsyncOpenAI)
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": calls[0].id, "type": "function", "function": calls[0].function.model_dump()}
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.function.name, "arguments": call.function.arguments},
+                }
             ],
         },
-        {"role": "tool", "tool_call_id": calls[0].id, "content": "18C and sunny"},
+        {"role": "tool", "tool_call_id": call.id, "content": "18C and sunny"},
     ]
     closing = await client.chat.completions.create(
         model=MODEL, messages=history, tools=[WEATHER], tool_choice="required"
@@ -139,13 +145,15 @@ async def test_tool_call_streams_as_openai_deltas(client: openai.AsyncOpenAI) ->
     assert len(fragments) > 1
     expected = whole.choices[0].message.tool_calls
     assert expected is not None
-    assert "".join(fragments) == expected[0].function.arguments
+    expected_call = expected[0]
+    assert expected_call.type == "function"
+    assert "".join(fragments) == expected_call.function.arguments
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
     assert chunks[-1].usage == whole.usage
 
 
 async def test_json_schema_and_json_object(client: openai.AsyncOpenAI) -> None:
-    schema = {
+    schema: dict[str, object] = {
         "type": "object",
         "properties": {
             "title": {"type": "string", "maxLength": 12},
