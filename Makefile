@@ -29,11 +29,13 @@ down:
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy .
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 
 bench: install
 	$(BIN)/python -m tests.bench.gateway_overhead

@@ -12,7 +12,14 @@ import pytest
 
 from infra.kafka.broker import LocalKafka
 from infra.stack import Stack
-from schemas.events import RequestReceived, ResponseCompleted, ResponseFailed, UsageRecorded, decode
+from schemas.events import (
+    RequestReceived,
+    ResponseCompleted,
+    ResponseFailed,
+    Usage,
+    UsageRecorded,
+    decode,
+)
 from schemas.pricing import build_price_book
 from schemas.tokens import count_chat_prompt, count_text
 from schemas.topics import DEAD_LETTER, REQUESTS, USAGE
@@ -143,13 +150,8 @@ async def test_usage_from_provider_and_from_tiktoken_in_any_order(
         completion = sum(count_text(text, "gpt-4o-mini") for text in outputs)
         assert (event.prompt_tokens, event.completion_tokens) == (prompt, completion)
         assert event.token_source == "tiktoken"
-        assert Decimal(event.cost) == price.cost(
-            type(
-                "U",
-                (),
-                {"prompt_tokens": prompt, "completion_tokens": completion, "cached_tokens": 0},
-            )()  # type: ignore[arg-type]
-        )
+        counted_usage = Usage(prompt_tokens=prompt, completion_tokens=completion)
+        assert Decimal(event.cost) == price.cost(counted_usage)
 
 
 async def test_undecodable_events_go_to_the_dead_letter_topic(
