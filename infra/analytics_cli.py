@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -187,5 +188,19 @@ def _show(
 
     table = Table(*result["columns"])
     for row in result["rows"]:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(_cell(v) for v in row))
     Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    """Money reads as 0.00001665, not 1.665E-5 or 0E-12 (JSON output keeps it exact)."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal | str) and not isinstance(value, bool):
+        try:
+            number = Decimal(value)
+        except ArithmeticError:
+            return str(value)
+        if isinstance(value, Decimal) or "E" in value.upper() or "." in value:
+            return format(number.normalize(), "f") if number.is_finite() else str(value)
+    return str(value)
