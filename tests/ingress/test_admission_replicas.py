@@ -40,6 +40,7 @@ NOW = 1_767_225_630_000  # mid-minute, fixed: a sliding window must not move und
 
 
 def _replicas(n: int, limit: str) -> list[Admission]:
+    rules: dict[str, list[dict[str, object]]]
     if limit == "budget":
         rules = {"budgets": [{"name": "t", "scope": "tenant", "max_usd": str(ONE * LIMIT)}]}
     else:
