@@ -10,8 +10,10 @@ signal or several weak ones cross a threshold. A phrase needs its verb *and* its
 A regex search costs tens of µs on a 2 KB prompt, so none scans the text: each signal
 names uncommon words its phrase contains (anchors) and, when the phrase starts before its
 anchor, the words it can start with (leads); its pattern is matched only at a lead near an
-anchor. The text's words are looked up once (one ``bytes.translate`` and a split), and a
-word's places are found (``str.find``) only when a signal still needs them.
+anchor. One pass finds where every such word occurs as a whole word (``_marks``: one
+``bytes.translate`` and one search for the words as a trie-shaped alternation, which tries
+only word starts), so the words present and their places cost the same whether a prompt
+holds two of them or thirty; a lead near an anchor is then a ``bisect`` away.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import binascii
 import codecs
 import contextlib
 import re
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple, TypeAlias
 
 from ingress.guards.scan import one_byte_per_char
 from ingress.guards.secrets import runs
@@ -234,6 +238,7 @@ SIGNALS: tuple[Signal, ...] = (
 )
 ANCHORS: frozenset[str] = frozenset().union(*(s.anchors for s in SIGNALS))
 MAX_PLACES = 32
+"""Places of one anchor word a signal tries, at most (a text repeating it is not slower)."""
 # every byte but an ASCII letter or digit splits words: the words found are a superset of
 # those a pattern's ``\b`` sees, so a signal skipped for want of one could not match
 _SPLIT = bytes(
@@ -253,6 +258,34 @@ _ROT13_WORDS = frozenset(
     ]
 )
 _WATCHED: frozenset[str] = ANCHORS.union(_ROT13_WORDS, *(s.leads | s.needs for s in SIGNALS))
+
+
+_Trie: TypeAlias = dict[str, "_Trie"]
+
+
+def _trie(words: Iterable[str]) -> str:
+    """An alternation matching exactly ``words``, shaped as a trie (``jailbr(?:eak(?:ing)?|
+    oken)``): the regex engine rejects a place after one character test per first letter."""
+    root: _Trie = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a word ends here
+
+    def alternation(node: _Trie) -> str:
+        alternatives = [re.escape(c) + alternation(node[c]) for c in sorted(node) if c]
+        if not alternatives:
+            return ""
+        if len(alternatives) == 1 and "" not in node:
+            return alternatives[0]
+        return f"(?:{'|'.join(alternatives)}){'?' if '' in node else ''}"
+
+    return alternation(root)
+
+
+# over the split text padded with a space each side: a watched word between two separators
+_MARK = re.compile(rf" ({_trie(_WATCHED)})(?= )")
 _B64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2}){12,}")
 ENCODED_WEIGHT = 0.9
@@ -268,55 +301,77 @@ class InjectionScore:
 NONE = InjectionScore(0.0, ())
 
 
-def _places(low: str, word: str) -> list[int]:
-    """Where ``word`` occurs as a whole word (at most ``MAX_PLACES`` times)."""
-    n, at = len(word), low.find(word)
-    found: list[int] = []
-    while at != -1 and len(found) < MAX_PLACES:
-        before = low[at - 1] if at else " "
-        after = low[at + n] if at + n < len(low) else " "
-        if not before.isalnum() and not after.isalnum():
-            found.append(at)
-        at = low.find(word, at + n)
-    return found
+class _Marks(NamedTuple):
+    """Where the watched words occur in a text, as whole words, in order."""
+
+    words: list[str]
+    starts: list[int]
+    places: dict[str, list[int]]
+    """word → its starts"""
 
 
-def _starts(low: str, word: str, lo: int, hi: int) -> Iterator[int]:
-    """Where ``word`` occurs as a whole word starting in ``low[lo:hi]``."""
-    n, at = len(word), low.find(word, lo, hi + len(word))
-    while at != -1:
-        before = low[at - 1] if at else " "
-        after = low[at + n] if at + n < len(low) else " "
-        if not before.isalnum() and not after.isalnum():
-            yield at
-        at = low.find(word, at + n, hi + len(word))
+def _marks(low: str) -> tuple[frozenset[str], _Marks]:
+    """The words of ``low`` (lower-cased text) that a signal or the rot13 check looks for,
+    and where they occur."""
+    ascii_only = low.isascii()
+    raw = low.encode() if ascii_only else low.encode("ascii", "replace")  # same positions
+    words: list[str] = []
+    starts: list[int] = []
+    places: dict[str, list[int]] = {}
+    for m in _MARK.finditer(f" {raw.translate(_SPLIT).decode('ascii')} "):
+        word, at = m[1], m.start()  # the space before it: its start in ``low``
+        words.append(word)
+        starts.append(at)
+        if word in places:
+            places[word].append(at)
+        else:
+            places[word] = [at]
+    present = frozenset(places)
+    if not ascii_only and words:
+        # every non-ASCII character split words above; a letter or digit among them
+        # (``\b`` sees it as part of the word) joins it to the word instead
+        size = len(low)
+        kept = [
+            (word, at)
+            for word, at in zip(words, starts, strict=True)
+            if not (at and low[at - 1].isalnum())
+            and not (at + len(word) < size and low[at + len(word)].isalnum())
+        ]
+        words, starts, places = [w for w, _ in kept], [at for _, at in kept], {}
+        for word, at in kept:
+            places.setdefault(word, []).append(at)
+    return present, _Marks(words, starts, places)
 
 
-def _hit(signal: Signal, low: str, present: frozenset[str], places: dict[str, list[int]]) -> bool:
-    pattern, around = signal.pattern, signal.around
-    anchors = signal.anchors.intersection(present)
+def _hit(signal: Signal, low: str, marks: _Marks) -> bool:
+    pattern, around, places = signal.pattern, signal.around, marks.places
     if around is None:
-        return any(pattern.match(low, at) for w in anchors for at in places[w])
+        for word in signal.anchors:
+            for at in places.get(word, ())[:MAX_PLACES]:
+                if pattern.match(low, at):
+                    return True
+        return False
     before, after = around
-    leads = signal.leads & present
-    for word in anchors:
-        for at in places[word]:
+    leads, words, starts = signal.leads, marks.words, marks.starts
+    count = len(starts)
+    for word in signal.anchors:
+        for at in places.get(word, ())[:MAX_PLACES]:
             lo, hi = max(0, at - before), at + len(word) + after
-            # a match starts at a lead: a few short finds in the window instead of a search
-            for lead in leads:
-                for start in _starts(low, lead, lo, hi):
-                    if pattern.match(low, start, hi):
-                        return True
+            # a match starts at a lead: the marks in the window that are one
+            i = bisect_left(starts, lo)
+            while i < count and starts[i] <= hi:
+                if words[i] in leads and pattern.match(low, starts[i], hi):
+                    return True
+                i += 1
     return False
 
 
-def _phrase_signals(low: str, present: frozenset[str]) -> list[tuple[str, float]]:
+def _phrase_signals(low: str, present: frozenset[str], marks: _Marks) -> list[tuple[str, float]]:
     """Signals whose pattern matches at (or just around) an occurrence of one of its anchor
-    words, starting at one of its leads: a few ``str.find`` and short matches, never a regex
-    over the whole text. ``present``: the text's words among ``_WATCHED`` (``_words``)."""
+    words, starting at one of its leads: a few short matches, never a regex over the whole
+    text. ``present`` and ``marks``: the text's watched words and their places (``_marks``)."""
     if ANCHORS.isdisjoint(present):
         return []
-    places: dict[str, list[int]] = {}
     found = []
     for signal in SIGNALS:
         if signal.anchors.isdisjoint(present):
@@ -325,18 +380,9 @@ def _phrase_signals(low: str, present: frozenset[str]) -> list[tuple[str, float]
             continue
         if signal.leads and signal.leads.isdisjoint(present):
             continue
-        for word in signal.anchors.intersection(present):
-            if word not in places:
-                places[word] = _places(low, word)
-        if _hit(signal, low, present, places):
+        if _hit(signal, low, marks):
             found.append((signal.family, signal.weight))
     return found
-
-
-def _words(low: str) -> frozenset[str]:
-    """The words of ``low`` (lower-cased text) that a signal or the rot13 check looks for."""
-    split = low.encode("utf-8", "surrogatepass").translate(_SPLIT).decode("ascii")
-    return _WATCHED.intersection(split.split())
 
 
 def _decoded(text: str, words: frozenset[str]) -> Iterable[tuple[str, str]]:
@@ -362,7 +408,7 @@ def _decoded(text: str, words: frozenset[str]) -> Iterable[tuple[str, str]]:
 
 def _strong(decoded: str) -> bool:
     low = decoded.lower()
-    inner = _phrase_signals(low, _words(low))
+    inner = _phrase_signals(low, *_marks(low))
     return any(fam != "encoded" and w >= 0.5 for fam, w in inner)
 
 
@@ -371,8 +417,8 @@ def score(texts: Iterable[str]) -> InjectionScore:
     found: list[tuple[str, float]] = []
     for text in texts:
         low = text.lower()
-        words = _words(low)
-        found += _phrase_signals(low, words)
+        words, marks = _marks(low)
+        found += _phrase_signals(low, words, marks)
         for encoding, decoded in _decoded(text, words):
             if _strong(decoded):
                 found.append((f"encoded:{encoding}", ENCODED_WEIGHT))
