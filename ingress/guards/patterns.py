@@ -109,6 +109,10 @@ _VERSION_BEFORE = re.compile(r"(?i:version|ver\.?|release|build|oid|v)\W{0,2}$")
 
 # 10 to 13 digits with no separators (a national number, or E.164 without its +): a phone
 # only when the words just before it say so; never 10 digits from 1 (epoch seconds)
+NANP = re.compile(r"[2-9]\d{2}[2-9]\d{6}")
+"""A North American number as dialled (area code and exchange never start with 0 or 1):
+with no words that say otherwise, a bare one counts as a phone, since a privacy gateway
+would rather redact an odd identifier than let a phone number out."""
 BARE_PHONE = re.compile(r"(?<![\w+#/.,-])(?:[02-9]\d{9}|\d{11,13})(?![\w-]|[.,]\d)", _A)
 CONTEXT_WORDS = 6
 """How many words before a bare number its context is read from (within its sentence)."""
@@ -143,14 +147,15 @@ _SENTENCE_END = re.compile(r"[!?;\n]|\.\s+(?=[A-Z])")
 _WORD = re.compile(r"[a-z0-9$\u20ac\u00a3]+")
 
 
-def phone_context(text: str, start: int, end: int) -> bool:
+def phone_context(text: str, start: int, end: int) -> bool | None:
     """Whether the words before ``text[start:end]`` (a bare number) say it is a phone: the
     nearest telling word within ``CONTEXT_WORDS`` words of its sentence decides. Phone words
     (``phone``, ``mobile``, ``fax``...), ``call``/``text``/``reach`` + ``me``/``at``...,
     ``call`` right before it, ``at``/``on`` right before it with ``call``/``reach``... in
     the window, and ``my``/``your``... ``number`` say yes; an identifier word
     (``order``, ``invoice``, ``account``, ``isbn``, ``id``...), a currency, a number or a
-    code (``17``, ``B7``) says no, as does a unit right after it (``ms``, ``rows``)."""
+    code (``17``, ``B7``) says no, as does a unit right after it (``ms``, ``rows``), and so
+    does any other ``number`` (``the number``, ``serial number``). None: nothing tells."""
     before = text[max(0, start - 64) : start]
     cut = [m.end() for m in _SENTENCE_END.finditer(before)]
     if cut:
@@ -171,9 +176,9 @@ def phone_context(text: str, start: int, end: int) -> bool:
             return True  # "call me", "text back"
         if word in {"at", "on"} and i == len(words) - 1 and _PHONE_VERBS.intersection(words):
             return True  # "reach the front desk at"
-        if word in {"number", "no", "num"} and i and words[i - 1] in _OWNERS:
-            return True  # "my number"
-    return False
+        if word in {"number", "no", "num"}:
+            return bool(i) and words[i - 1] in _OWNERS  # "my number", not "serial number"
+    return None
 
 
 def _before(text: str, start: int, n: int = 24) -> str:
@@ -236,7 +241,10 @@ def _numbers_in(text: str, shape: bytes, lo: int, hi: int, spans: list[Span]) ->
             add(a, b, "PHONE")
     for m in BARE_PHONE.finditer(text, lo, hi):
         a, b = m.start(), m.end()
-        if free(a, b) and phone_context(text, a, b):
+        if not free(a, b):
+            continue
+        said = phone_context(text, a, b)
+        if said or (said is None and NANP.fullmatch(m.group())):
             add(a, b, "PHONE")
 
 

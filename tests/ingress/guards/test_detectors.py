@@ -175,7 +175,6 @@ def test_an_unseparated_phone_with_a_phone_word_before_it(text: str, value: str)
 @pytest.mark.parametrize(
     "text",
     [
-        "4155550132",  # no context at all: could be anything
         "order number 4155550132",
         "call it version 4155550132",
         "My account number is 4155550132",
@@ -194,18 +193,35 @@ def test_an_unseparated_phone_with_a_phone_word_before_it(text: str, value: str)
         "call me at 4155550132a",
     ],
 )
-def test_an_unseparated_number_without_phone_context_is_not_a_phone(text: str) -> None:
+def test_an_unseparated_number_said_to_be_something_else_is_not_a_phone(text: str) -> None:
     assert found(text) == []
 
 
+@pytest.mark.parametrize(
+    "text", ["4155550132", "Please forward this to 4155550132 today.", "value=4155550132"]
+)
+def test_a_bare_north_american_number_with_nothing_against_it_is_a_phone(text: str) -> None:
+    assert found(text) == [("PHONE", "4155550132")]
+
+
+def test_a_longer_bare_number_needs_a_phone_word() -> None:
+    """11 to 13 digits without a + (a UK or German number) could be anything else."""
+    assert found("441234567890") == []
+    assert found("phone 441234567890") == [("PHONE", "441234567890")]
+
+
 def test_the_phone_context_window_is_six_words_before_the_number() -> None:
-    assert found("phone one two three four five 4155550132") == [("PHONE", "4155550132")]
-    assert found("phone one two three four five six 4155550132") == []
-    assert found("call me, it is 4155550132") == [("PHONE", "4155550132")]
-    assert found("call me, it is one two three four 4155550132") == []  # eight words back
+    assert found("phone one two three four five 441234567890") == [("PHONE", "441234567890")]
+    assert found("phone one two three four five six 441234567890") == []
+    assert found("order one two three four five 4155550132") == []
+    assert found("order one two three four five six 4155550132") == [("PHONE", "4155550132")]
+    assert found("call me, it is 441234567890") == [("PHONE", "441234567890")]
+    assert found("call me, it is one two three four 441234567890") == []  # eight words back
 
 
 def test_the_phone_context_is_read_within_the_sentence() -> None:
-    assert found("Done! Call me. Then 4155550132") == []
-    assert found("Done. Call me at 4155550132") == [("PHONE", "4155550132")]
+    assert found("Done! Call me. Then 441234567890") == []
+    assert found("Done. Call me at 441234567890") == [("PHONE", "441234567890")]
     assert found("Sure; ok. Fine! Call me. Reach me at 4155550132") == [("PHONE", "4155550132")]
+    assert found("Order shipped. Then 4155550132") == [("PHONE", "4155550132")]
+    assert found("Shipped, order 4155550132") == []
