@@ -7,6 +7,14 @@ the start of a match stays, everything before it goes out, already checked. A ma
 straddles the cut moves the cut to its start, so an entity split across chunks is caught
 whole, as long as it is no longer than the hold-back. Filtering runs before restoring, so
 the caller's own values coming back are never mistaken for a leak.
+
+Tool-call arguments go through the same checks, JSON and streamed: a streamed call's
+argument fragments wait in a buffer of their own per (choice, call), written back into the
+fragment they came in. What a call still holds goes out when the next call of the choice
+starts (its fragments are over), and a choice's held text when its first tool call starts;
+the rest at the finish chunk (or when the stream ends without one). Arguments are JSON:
+a redaction never starts inside an escape (``\\n``), and restored values go back
+JSON-escaped, so arguments that were valid JSON stay valid.
 """
 
 from __future__ import annotations
@@ -70,22 +78,26 @@ class OutputGuard:
             self.counts.update(s.type for s in spans if self._action(s) == "block")
             raise OutputBlocked(stop)
 
-    def apply(self, text: str, spans: list[Span]) -> str:
-        """Count, redact per policy, restore placeholders; ``spans`` lie within ``text``."""
+    def apply(self, text: str, spans: list[Span], *, in_json: bool = False) -> str:
+        """Count, redact per policy, restore placeholders; ``spans`` lie within ``text``.
+        ``in_json``: ``text`` is (part of) tool-call arguments."""
         self.counts.update(s.type for s in spans)
         gone = [s for s in _disjoint(spans) if self._action(s) == "redact"]
         if gone:
             self.changed = True
+            if in_json:
+                gone = [g for g in (_past_escape(text, s) for s in gone) if g.end > g.start]
             text = mask(text, gone)
-        return self.redactor.restore(text)
+        return self.redactor.restore(text, in_json=in_json)
 
-    def text(self, text: str) -> str:
+    def text(self, text: str, *, in_json: bool = False) -> str:
         spans = self.find(text)
         self._check(spans)
-        return self.apply(text, spans)
+        return self.apply(text, spans, in_json=in_json)
 
     def answer(self, answer: dict[str, Any]) -> dict[str, Any]:
-        """A checked copy of a JSON answer (choices' content and tool-call arguments)."""
+        """A checked copy of a JSON answer (choices' content, tool-call arguments and a
+        legacy ``function_call``'s arguments)."""
         choices = []
         for choice in answer.get("choices") or ():
             message = dict(choice.get("message") or {})
@@ -93,10 +105,21 @@ class OutputGuard:
                 message["content"] = self.text(message["content"])
             if message.get("tool_calls"):
                 message["tool_calls"] = [
-                    _restore_call(c, self.redactor.restore) for c in message["tool_calls"]
+                    {**c, "function": self._function(c["function"])}
+                    if isinstance(c, dict) and isinstance(c.get("function"), dict)
+                    else c
+                    for c in message["tool_calls"]
                 ]
+            if isinstance(message.get("function_call"), dict):
+                message["function_call"] = self._function(message["function_call"])
             choices.append({**choice, "message": message})
         return {**answer, "choices": choices}
+
+    def _function(self, function: dict[str, Any]) -> dict[str, Any]:
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            return function
+        return {**function, "arguments": self.text(arguments, in_json=True)}
 
     def verdict(self) -> dict[str, Any]:
         if self.blocked:
@@ -116,24 +139,63 @@ def _disjoint(spans: list[Span]) -> list[Span]:
     return kept
 
 
-def _restore_call(call: Any, restore: Any) -> Any:
-    function = call.get("function") if isinstance(call, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
-        return call
-    return {**call, "function": {**function, "arguments": restore(function["arguments"])}}
+def _escape_at(text: str, cut: int) -> int:
+    """Where the JSON escape that ``cut`` falls inside starts, or ``cut``."""
+    for b in range(cut - 1, max(-1, cut - 6), -1):
+        if text[b] == "\\":
+            run = 1
+            while b - run >= 0 and text[b - run] == "\\":
+                run += 1
+            if run % 2 and b + (6 if text[b + 1 : b + 2] == "u" else 2) > cut:
+                return b
+            break
+    return cut
+
+
+def _json_cut(text: str, cut: int, holds: list[Span]) -> int:
+    """``cut`` moved back until it splits neither an escape nor a held span: a held part
+    of tool-call arguments always starts where JSON text can start."""
+    while True:
+        moved = _escape_at(text, cut)
+        for span in holds:
+            if span.start < moved < span.end:
+                moved = span.start
+        if moved == cut:
+            return cut
+        cut = moved
+
+
+def _past_escape(text: str, span: Span) -> Span:
+    """``span`` starting after a JSON escape it would otherwise cut (``\\nada@x.org``: the
+    ``n`` belongs to the escape), so masking leaves the JSON valid."""
+    start = span.start
+    run = 0
+    while start - run > 0 and text[start - run - 1] == "\\":
+        run += 1
+    if run % 2 == 0:
+        return span
+    skip = 5 if text[start : start + 1] == "u" else 1
+    return span._replace(start=min(start + skip, span.end))
 
 
 class StreamFilter:
-    """Canonical chunks in, checked chunks out, with a bounded hold-back per choice."""
+    """Canonical chunks in, checked chunks out, with a bounded hold-back per choice (and per
+    streamed tool call)."""
 
     def __init__(self, guard: OutputGuard) -> None:
         self.guard = guard
         self._pending: dict[int, str] = {}
+        self._calls: dict[tuple[int, int], str] = {}
+        """Held tool-call arguments per (choice, call position)."""
+        self._current: dict[int, int] = {}
+        """Per choice, the position of the call whose fragments are arriving."""
         self._reversible = guard.policy.rules.reversible
 
-    def _feed(self, index: int, text: str, final: bool) -> str:
+    def _feed(
+        self, held: dict[Any, str], key: Any, text: str, final: bool, in_json: bool = False
+    ) -> str:
         guard = self.guard
-        buf = self._pending.get(index, "") + text
+        buf = held.get(key, "") + text
         if not buf:
             return ""
         spans = guard.find(buf)
@@ -149,12 +211,14 @@ class StreamFilter:
             lt = buf.rfind("<", max(0, cut - 24), cut)  # a placeholder still arriving
             if lt != -1 and ">" not in buf[lt:cut]:
                 cut = lt
-        self._pending[index] = buf[cut:]
-        return guard.apply(buf[:cut], [s for s in spans if s.end <= cut])
+        if in_json and not final:
+            cut = _json_cut(buf, cut, holds)
+        held[key] = buf[cut:]
+        return guard.apply(buf[:cut], [s for s in spans if s.end <= cut], in_json=in_json)
 
     def chunk(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        """The chunk with its content checked (possibly shorter, or empty while held);
-        raises ``OutputBlocked``."""
+        """The chunk with its content and tool-call arguments checked (possibly shorter, or
+        empty while held); raises ``OutputBlocked``."""
         choices = chunk.get("choices")
         if not choices:
             return chunk
@@ -164,19 +228,71 @@ class StreamFilter:
             content = delta.get("content")
             final = choice.get("finish_reason") is not None
             index = int(choice.get("index") or 0)
-            if isinstance(content, str) or (final and self._pending.get(index)):
-                delta = {**delta, "content": self._feed(index, content or "", final)}
+            calls = delta.get("tool_calls")
+            if calls or (final and self._calls):
+                choice = {**choice, "delta": self._with_calls(index, delta, calls, final)}  # noqa: PLW2901
+            elif isinstance(content, str) or (final and self._pending.get(index)):
+                delta = {**delta, "content": self._feed(self._pending, index, content or "", final)}
                 choice = {**choice, "delta": delta}  # noqa: PLW2901
             out.append(choice)
         return {**chunk, "choices": out}
 
+    def _with_calls(
+        self, index: int, delta: dict[str, Any], calls: Any, final: bool
+    ) -> dict[str, Any]:
+        """A delta that carries tool calls (or finishes a choice that had some): the text
+        held so far goes out first, then each call's checked fragment, in the shape sent."""
+        delta = dict(delta)
+        content = delta.get("content")
+        if isinstance(content, str) or self._pending.get(index):
+            text = self._feed(self._pending, index, content or "", final or bool(calls))
+            delta["content"] = text
+        out: list[Any] = []
+        for call in calls or ():
+            if not isinstance(call, dict):
+                out.append(call)
+                continue
+            position = int(call.get("index") or 0)
+            current = self._current.get(index)
+            if current is not None and current != position:
+                out += self._tail(index, current)  # the previous call is over
+            self._current[index] = position
+            function = call.get("function")
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                arguments = self._feed(
+                    self._calls, (index, position), function["arguments"], final, True
+                )
+                call = {**call, "function": {**function, "arguments": arguments}}  # noqa: PLW2901
+            out.append(call)
+        if final:
+            for key in sorted(k for k in self._calls if k[0] == index):
+                out += self._tail(index, key[1])
+            self._current.pop(index, None)
+        if out or calls is not None:
+            delta["tool_calls"] = out
+        return delta
+
+    def _tail(self, index: int, position: int) -> list[dict[str, Any]]:
+        """What the call at ``position`` still holds, as one more fragment of it."""
+        if not self._calls.get((index, position)):
+            self._calls.pop((index, position), None)
+            return []
+        arguments = self._feed(self._calls, (index, position), "", True, True)
+        del self._calls[index, position]
+        return [{"index": position, "function": {"arguments": arguments}}]
+
     def flush(self) -> dict[str, Any] | None:
         """What is still held when a stream ended without a finish reason, as a chunk."""
         choices = []
-        for index in sorted(self._pending):
-            if self._pending[index]:
-                text = self._feed(index, "", True)
-                choices.append({"index": index, "delta": {"content": text}, "finish_reason": None})
+        for index in sorted({*self._pending, *(k[0] for k in self._calls)}):
+            delta: dict[str, Any] = {}
+            if self._pending.get(index):
+                delta["content"] = self._feed(self._pending, index, "", True)
+            tails = [t for key in sorted(self._calls) if key[0] == index for t in self._tail(*key)]
+            if tails:
+                delta["tool_calls"] = tails
+            if delta:
+                choices.append({"index": index, "delta": delta, "finish_reason": None})
         return {"object": "chat.completion.chunk", "choices": choices} if choices else None
 
 

@@ -7,6 +7,7 @@ answer. The map lives only in the request's memory; it is never logged or publis
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Container
 
@@ -46,11 +47,24 @@ class Redactor:
         parts.append(text[last:])
         return "".join(parts)
 
-    def restore(self, text: str) -> str:
+    def restore(self, text: str, *, in_json: bool = False) -> str:
+        """``text`` with the placeholders put back. ``in_json``: ``text`` is JSON (tool-call
+        arguments), where a placeholder can only stand inside a string, so the value goes
+        back escaped (a key's newlines or a quote must not break the arguments)."""
         if "<" not in text or not self.originals:
             return text
         originals = self.originals
+        if in_json:
+            return PLACEHOLDER.sub(
+                lambda m: _escaped(originals[m.group()]) if m.group() in originals else m.group(),
+                text,
+            )
         return PLACEHOLDER.sub(lambda m: originals.get(m.group(), m.group()), text)
+
+
+def _escaped(value: str) -> str:
+    """``value`` as it reads inside a JSON string, without the quotes."""
+    return json.dumps(value, ensure_ascii=False)[1:-1]
 
 
 def mask(text: str, spans: list[Span]) -> str:

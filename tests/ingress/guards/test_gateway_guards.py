@@ -246,3 +246,146 @@ async def test_defaults_change_nothing_for_ordinary_prompts(
     [received] = of_type(events, RequestReceived)
     assert received.body == body and received.body_kept == "full"
     assert received.guard == {"action": "warn", "entities": {"EMAIL": 1}, "injection_score": 0.0}
+
+
+def tool_chat(text: str, properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A request forcing one call of ``send``: the fake's arguments satisfy its schema."""
+    send = {
+        "type": "function",
+        "function": {
+            "name": "send",
+            "parameters": {
+                "type": "object",
+                "properties": properties,
+                "required": sorted(properties),
+            },
+        },
+    }
+    return chat(text, tools=[send], tool_choice="required", **extra)
+
+
+async def read_calls(answer: httpx.Response) -> tuple[str, list[dict[str, Any]]]:
+    """The streamed arguments of call 0 joined, and the frames."""
+    joined, frames = "", []
+    async for line in answer.aiter_lines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            frame = orjson.loads(line[6:])
+            frames.append(frame)
+            for choice in frame.get("choices") or ():
+                for call in choice.get("delta", {}).get("tool_calls") or ():
+                    joined += (call.get("function") or {}).get("arguments") or ""
+    return joined, frames
+
+
+LEAK = {"to": {"type": "string", "format": "email"}, "n": {"const": 3}}
+
+
+async def test_streamed_tool_call_arguments_are_redacted_and_restored(guarded: Gateway) -> None:
+    client, events = guarded
+    properties = {"to": {"const": "<EMAIL_1>"}, "cc": LEAK["to"], "n": LEAK["n"]}
+    body = tool_chat(f"Write to {EMAIL}", properties, stream=True)
+    async with client.stream("POST", "/v1/chat/completions", json=body, headers=AUTH) as answer:
+        assert answer.status_code == 200
+        joined, frames = await read_calls(answer)
+    fragments = [
+        c
+        for f in frames
+        for ch in f.get("choices") or ()
+        for c in ch["delta"].get("tool_calls") or ()
+    ]
+    assert len(fragments) > 5  # the fake sends 8 characters per fragment
+    assert fragments[0]["id"].startswith("call_") and fragments[0]["type"] == "function"
+    assert fragments[0]["function"]["name"] == "send"
+    assert orjson.loads(joined) == {"to": EMAIL, "cc": "<EMAIL_REDACTED>", "n": 3}
+    finish = next(
+        i for i, f in enumerate(frames) if (f.get("choices") or [{}])[0].get("finish_reason")
+    )
+    assert all("tool_calls" not in ch["delta"] for f in frames[finish + 1 :] for ch in f["choices"])
+    [completed] = of_type(events, ResponseCompleted)
+    assert completed.guard == {"action": "redact", "entities": {"EMAIL": 1}}
+    assert EMAIL not in "".join(completed.outputs)
+
+
+async def test_a_blocked_term_in_streamed_arguments_ends_the_stream(guarded: Gateway) -> None:
+    client, events = guarded
+    body = tool_chat("codename?", {"c": {"const": "the nightingale plan"}}, stream=True)
+    async with client.stream("POST", "/v1/chat/completions", json=body, headers=AUTH) as answer:
+        joined, frames = await read_calls(answer)
+    assert "night" not in joined.lower()
+    assert frames[-1]["error"]["code"] == "content_policy_violation"
+    [completed] = of_type(events, ResponseCompleted)
+    assert completed.finish_reason == "content_filter" and completed.guard["action"] == "block"
+    assert "nightingale" not in "".join(completed.outputs)
+
+
+async def test_json_tool_call_arguments_are_redacted_restored_or_blocked(guarded: Gateway) -> None:
+    client, _ = guarded
+    body = tool_chat(f"Write to {EMAIL}", {"to": {"const": "<EMAIL_1>"}, "cc": LEAK["to"]})
+    answer = await client.post("/v1/chat/completions", json=body, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    [call] = answer.json()["choices"][0]["message"]["tool_calls"]
+    assert orjson.loads(call["function"]["arguments"]) == {"to": EMAIL, "cc": "<EMAIL_REDACTED>"}
+    blocked = tool_chat("codename?", {"c": {"const": "nightingale"}})
+    answer = await client.post("/v1/chat/completions", json=blocked, headers=AUTH)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "content_policy_violation"
+
+
+@pytest.fixture
+async def pii_blocking(tmp_path: Path, fake: BackgroundFakeUpstream) -> AsyncIterator[Gateway]:
+    async for gateway in _gateway(tmp_path, fake, {"output": {"pii": "block"}}):
+        yield gateway
+
+
+async def test_an_argument_leak_is_blocked_per_policy(pii_blocking: Gateway) -> None:
+    client, events = pii_blocking
+    async with client.stream(
+        "POST", "/v1/chat/completions", json=tool_chat("hi", LEAK, stream=True), headers=AUTH
+    ) as answer:
+        joined, frames = await read_calls(answer)
+    assert "@" not in joined and frames[-1]["error"]["code"] == "content_policy_violation"
+    [completed] = of_type(events, ResponseCompleted)
+    assert completed.guard == {"action": "block", "entities": {"EMAIL": 1}}
+    answer = await client.post("/v1/chat/completions", json=tool_chat("hi", LEAK), headers=AUTH)
+    assert answer.status_code == 400 and "EMAIL" in answer.json()["error"]["message"]
+
+
+async def test_the_anthropic_door_streams_checked_tool_input(guarded: Gateway) -> None:
+    client, _ = guarded
+    tool = {
+        "name": "send",
+        "input_schema": {
+            "type": "object",
+            "properties": {"to": {"const": "<EMAIL_1>"}, "cc": LEAK["to"]},
+            "required": ["cc", "to"],
+        },
+    }
+    body = {
+        "model": "gpt-4o-mini",
+        "max_tokens": 50,
+        "stream": True,
+        "messages": [{"role": "user", "content": f"Write to {EMAIL}"}],
+        "tools": [tool],
+        "tool_choice": {"type": "any"},
+    }
+    partial, kinds = "", []
+    async with client.stream("POST", "/v1/messages", json=body, headers=AUTH) as answer:
+        assert answer.status_code == 200
+        async for line in answer.aiter_lines():
+            if line.startswith("data: "):
+                data = orjson.loads(line[6:])
+                kinds.append(data["type"])
+                if data.get("delta", {}).get("type") == "input_json_delta":
+                    partial += data["delta"]["partial_json"]
+    assert orjson.loads(partial) == {"to": EMAIL, "cc": "<EMAIL_REDACTED>"}
+    assert kinds[-2:] == ["message_delta", "message_stop"] and "error" not in kinds
+
+
+async def test_without_tool_calls_or_output_rules_streams_pass_unchanged(default: Gateway) -> None:
+    client, _ = default
+    body = chat(f"Hello, I am {EMAIL}", stream=True)
+    async with client.stream("POST", "/v1/chat/completions", json=body, headers=AUTH) as answer:
+        text, frames = await read_stream(answer)
+    assert text and all(
+        "tool_calls" not in c.get("delta", {}) for f in frames for c in f["choices"]
+    )
