@@ -11,40 +11,10 @@ import pytest
 
 from infra.kafka.broker import BrokerSettings, LocalKafka
 from infra.topics import ensure_topics
-from schemas.config import TollgateConfig
-from tests.harness import TEST_KEY, free_port, start_stack, write_config
-from tests.integration.traffic import Served, chat, gateway_client, wait_for_sql
+from tests.harness import free_port, start_stack, write_config
+from tests.integration.traffic import Served, keep_sending, wait_for_sql
 
 pytestmark = pytest.mark.integration
-
-
-async def _traffic(
-    config: TollgateConfig, served: Served, stop: asyncio.Event, lanes: int = 6
-) -> int:
-    """Requests from ``lanes`` concurrent clients until ``stop``; returns the failures."""
-    client = gateway_client(config, TEST_KEY)
-    failures = 0
-
-    async def lane(n: int) -> None:
-        nonlocal failures
-        i = 0
-        while not stop.is_set():
-            try:
-                await chat(
-                    client,
-                    served,
-                    config,
-                    model="gpt-4o-mini",
-                    text=f"lane {n} #{i}",
-                    max_tokens=3 + i % 5,
-                )
-            except Exception:
-                failures += 1
-            i += 1
-            await asyncio.sleep(0.01)
-
-    await asyncio.gather(*(lane(n) for n in range(lanes)))
-    return failures
 
 
 async def test_kafka_and_worker_restart_mid_traffic(tmp_path: Path) -> None:
@@ -57,7 +27,7 @@ async def test_kafka_and_worker_restart_mid_traffic(tmp_path: Path) -> None:
     stack = await asyncio.to_thread(start_stack, config, path)
     served, stop = Served(), asyncio.Event()
     try:
-        traffic = asyncio.create_task(_traffic(config, served, stop))
+        traffic = asyncio.create_task(keep_sending(config, served, stop, lanes=6))
         await asyncio.sleep(2)
         await asyncio.to_thread(stack.stop_stage, "worker")
         await asyncio.to_thread(broker.stop)

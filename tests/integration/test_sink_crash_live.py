@@ -17,36 +17,10 @@ from pathlib import Path
 import pytest
 
 from infra.kafka.broker import LocalKafka
-from tests.harness import TEST_KEY, start_stack, write_config
-from tests.integration.traffic import Served, chat, gateway_client, wait_for_sql
+from tests.harness import start_stack, write_config
+from tests.integration.traffic import Served, keep_sending, wait_for_sql
 
 pytestmark = pytest.mark.integration
-
-
-async def _traffic(config: object, served: Served, stop: asyncio.Event) -> int:
-    client = gateway_client(config, TEST_KEY)  # type: ignore[arg-type]
-    failures = 0
-
-    async def lane(n: int) -> None:
-        nonlocal failures
-        i = 0
-        while not stop.is_set():
-            try:
-                await chat(
-                    client,
-                    served,
-                    config,  # type: ignore[arg-type]
-                    model=("gpt-4o-mini", "gpt-4o")[i % 2],
-                    text=f"lane {n} #{i}",
-                    max_tokens=3 + i % 5,
-                )
-            except Exception:
-                failures += 1
-            i += 1
-            await asyncio.sleep(0.005)
-
-    await asyncio.gather(*(lane(n) for n in range(4)))
-    return failures
 
 
 async def test_sink_killed_mid_traffic_counts_every_request_once(
@@ -56,7 +30,11 @@ async def test_sink_killed_mid_traffic_counts_every_request_once(
     stack = await asyncio.to_thread(start_stack, config, path)
     served, stop = Served(), asyncio.Event()
     try:
-        traffic = asyncio.create_task(_traffic(config, served, stop))
+        traffic = asyncio.create_task(
+            keep_sending(
+                config, served, stop, lanes=4, models=("gpt-4o-mini", "gpt-4o"), pause_s=0.005
+            )
+        )
         for pause in (1.3, 1.7, 2.1):
             await asyncio.sleep(pause)
             sink = stack.stage("sink").process

@@ -15,6 +15,7 @@ from infra.sql import QueryError, run_sql
 from schemas.config import TollgateConfig
 from schemas.events import Usage
 from schemas.pricing import build_price_book
+from tests.harness import TEST_KEY
 
 
 @dataclass
@@ -90,3 +91,40 @@ async def upstream_stats(config: TollgateConfig) -> dict[str, Any]:
     base = config.fake_upstream.url
     async with httpx.AsyncClient() as client:
         return dict((await client.get(f"{base}/_fake/stats")).json())
+
+
+async def keep_sending(
+    config: TollgateConfig,
+    served: Served,
+    stop: asyncio.Event,
+    *,
+    lanes: int,
+    models: tuple[str, ...] = ("gpt-4o-mini",),
+    pause_s: float = 0.01,
+) -> int:
+    """Chat requests from ``lanes`` concurrent clients (cycling ``models``, varying
+    ``max_tokens``) until ``stop``; returns the failures, each request it served in
+    ``served``."""
+    client = gateway_client(config, TEST_KEY)
+    failures = 0
+
+    async def lane(n: int) -> None:
+        nonlocal failures
+        i = 0
+        while not stop.is_set():
+            try:
+                await chat(
+                    client,
+                    served,
+                    config,
+                    model=models[i % len(models)],
+                    text=f"lane {n} #{i}",
+                    max_tokens=3 + i % 5,
+                )
+            except Exception:
+                failures += 1
+            i += 1
+            await asyncio.sleep(pause_s)
+
+    await asyncio.gather(*(lane(n) for n in range(lanes)))
+    return failures
