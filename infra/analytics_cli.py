@@ -34,37 +34,44 @@ _window = click.option(
 _tenant = click.option("--tenant", default=None, help="Only this tenant.")
 
 
+def _usage_command(main: click.Group, load: Loader, name: str, help_text: str) -> None:
+    """``tollgate cost`` and ``tollgate tokens``: the same options over the usage rollups."""
+
+    @main.command(name, help=help_text)
+    @click.option(
+        "--by",
+        "by",
+        type=click.Choice(["tenant", "model", "provider", "day"]),
+        default="tenant",
+        show_default=True,
+    )
+    @_window
+    @_tenant
+    @_json
+    @_config
+    def command(
+        by: str, window: str, tenant: str | None, as_json: bool, config_path: Path | None
+    ) -> None:
+        from sinks import reports
+
+        report = getattr(reports, name)
+        _show(load(config_path), lambda: report(by, _window_of(window), tenant), as_json)
+
+
 def register(main: click.Group, load: Loader) -> None:
     """Add the analytics commands to the ``tollgate`` group."""
-    usage_by = click.Choice(["tenant", "model", "provider", "day"])
-
-    @main.command()
-    @click.option("--by", "by", type=usage_by, default="tenant", show_default=True)
-    @_window
-    @_tenant
-    @_json
-    @_config
-    def cost(
-        by: str, window: str, tenant: str | None, as_json: bool, config_path: Path | None
-    ) -> None:
-        """Spend, requests and cost per request, grouped by tenant, model, provider or day."""
-        from sinks import reports
-
-        _show(load(config_path), lambda: reports.cost(by, _window_of(window), tenant), as_json)
-
-    @main.command()
-    @click.option("--by", "by", type=usage_by, default="tenant", show_default=True)
-    @_window
-    @_tenant
-    @_json
-    @_config
-    def tokens(
-        by: str, window: str, tenant: str | None, as_json: bool, config_path: Path | None
-    ) -> None:
-        """Prompt, completion, cached and reasoning tokens by the same groupings."""
-        from sinks import reports
-
-        _show(load(config_path), lambda: reports.tokens(by, _window_of(window), tenant), as_json)
+    _usage_command(
+        main,
+        load,
+        "cost",
+        "Spend, requests and cost per request, grouped by tenant, model, provider or day.",
+    )
+    _usage_command(
+        main,
+        load,
+        "tokens",
+        "Prompt, completion, cached and reasoning tokens by the same groupings.",
+    )
 
     @main.command()
     @click.option("--percentiles", default="50,95,99", show_default=True)

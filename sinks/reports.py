@@ -85,30 +85,34 @@ def _dimension(by: str, choices: dict[str, str]) -> str:
     return choices[by]
 
 
-def cost(by: str, window: timedelta, tenant: str | None = None) -> Query:
+def _usage(by: str, window: timedelta, tenant: str | None, columns: str, order: str) -> Query:
+    """One grouping of the usage rollup that fits ``window``: cost and tokens differ only
+    in the columns they add up."""
     dim = _dimension(by, BY_USAGE)
     rollup = _rollup("usage", window)
     where, params = _where(rollup, window, tenant)
     return (
-        f"SELECT {dim} AS {by}, sum(requests) AS requests, "
-        "sum(prompt_tokens + completion_tokens) AS tokens, sum(cost) AS cost_usd, "
-        "cost_usd / requests AS usd_per_request, sum(cache_savings) AS cache_savings_usd "
-        f"FROM {rollup.table} WHERE {where} GROUP BY {by} ORDER BY cost_usd DESC, {by}",
+        f"SELECT {dim} AS {by}, sum(requests) AS requests, {columns} "
+        f"FROM {rollup.table} WHERE {where} GROUP BY {by} ORDER BY {order} DESC, {by}",
         params,
     )
+
+
+def cost(by: str, window: timedelta, tenant: str | None = None) -> Query:
+    columns = (
+        "sum(prompt_tokens + completion_tokens) AS tokens, sum(cost) AS cost_usd, "
+        "cost_usd / requests AS usd_per_request, sum(cache_savings) AS cache_savings_usd"
+    )
+    return _usage(by, window, tenant, columns, "cost_usd")
 
 
 def tokens(by: str, window: timedelta, tenant: str | None = None) -> Query:
-    dim = _dimension(by, BY_USAGE)
-    rollup = _rollup("usage", window)
-    where, params = _where(rollup, window, tenant)
-    return (
-        f"SELECT {dim} AS {by}, sum(requests) AS requests, sum(prompt_tokens) AS prompt, "
-        "sum(completion_tokens) AS completion, sum(cached_tokens) AS cached, "
-        "sum(reasoning_tokens) AS reasoning, sum(prompt_tokens + completion_tokens) AS total "
-        f"FROM {rollup.table} WHERE {where} GROUP BY {by} ORDER BY total DESC, {by}",
-        params,
+    columns = (
+        "sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion, "
+        "sum(cached_tokens) AS cached, sum(reasoning_tokens) AS reasoning, "
+        "sum(prompt_tokens + completion_tokens) AS total"
     )
+    return _usage(by, window, tenant, columns, "total")
 
 
 def latency(
