@@ -9,6 +9,7 @@ from mode.supervisors import CrashingSupervisor
 
 from processors.alerts import agent as alerts
 from processors.guards import agent as guards
+from processors.kafka_transport import use_fetch_wait
 from processors.metering import agent as metering
 from processors.metering.ledger import Rules
 from schemas import codec
@@ -49,6 +50,7 @@ def create_app(config: TollgateConfig, role: Role = "metering") -> faust.App:
         # silently; a stopped worker is restarted and resumes from committed offsets.
         agent_supervisor=CrashingSupervisor,
     )
+    use_fetch_wait(app, settings.fetch_max_wait_ms)
     if guards_role:
         guards.register_analysis(app, config.guards.analysis)
         return app

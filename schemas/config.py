@@ -116,6 +116,13 @@ class ProcessorSettings(_Strict):
         description="how long a dead worker holds its partitions (and freezes its budgets) "
         "before the group moves them to a live one",
     )
+    fetch_max_wait_ms: int = Field(
+        20,
+        ge=1,
+        le=1500,
+        description="how long a fetch of idle partitions may wait on the broker; a busy "
+        "partition's next fetch waits behind it (one fetch in flight per broker)",
+    )
 
 
 class KeySettings(_Strict):

@@ -41,6 +41,8 @@ import aiohttp
 import httpx
 import orjson
 import yaml
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from infra.processes import terminate_group, wait_port
 from infra.topics import all_topics, ensure_topics
@@ -166,8 +168,26 @@ async def _processors_spent(config: TollgateConfig, meter: str) -> Decimal:
     return sum((Decimal(s.spent_usd) for s in shares), Decimal(0))
 
 
+async def _broker_timestamps(bootstrap: str) -> None:
+    """Record times set by the broker on append, not by the producer: a record waiting in
+    a producer's batch then counts as publishing, not as processing."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, name, {"message.timestamp.type": "LogAppendTime"}
+                )
+                for name in (REQUESTS.name, ADMISSION.name)
+            ]
+        )
+    finally:
+        await admin.close()
+
+
 async def _lag_stages(bootstrap: str) -> dict[str, float]:
-    """Where the lag goes, from the topics' record times: ingress → log (publishing) and
+    """Where the lag goes, from the broker's append times: ingress → log (publishing) and
     log → the first progress covering the event (the processors)."""
     requests = await collect(bootstrap, REQUESTS.name, lambda r: True, 1 << 30, wait_s=4)
     marks = await collect(
@@ -271,6 +291,7 @@ def run(  # noqa: PLR0917
             configs = _configs(gw, broker.bootstrap_servers, ingress, budget, upstream, analysis)
             config = configs[0][0]
             asyncio.run(ensure_topics(broker.bootstrap_servers, all_topics(config)))
+            asyncio.run(_broker_timestamps(broker.bootstrap_servers))
             print("==> starting the processors", file=sys.stderr)
             processes.append(_spawn(["worker", "--config", str(configs[0][1])], home / "w.log"))
             if analysis:  # as `tollgate up` runs it: Presidio in a worker of its own

@@ -1,0 +1,192 @@
+"""How many request events per second does one metering worker apply, and at what CPU cost?
+
+    .venv/bin/python -m tests.bench.metering_throughput [--requests 5000] [--tenants 1]
+
+Starts a real Kafka broker and the metering worker (``tollgate worker``, with a tenant
+budget, a per-key rate limit and the default alerts, as in production), then
+writes ``--requests`` request pairs (``request.received`` + ``response.completed`` with
+usage, the two events the ingress publishes per answer) to ``tollgate.requests`` as fast
+as the producer goes. It prints the events per second from the first write to the
+progress mark covering the last one, and the worker's CPU time per event (from
+``/proc``), which is the figure that does not depend on what else shares the cores.
+
+The admission lag at saturation (``tests.bench.admission_overshoot``) is this worker
+falling behind, so this is the number to move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from infra.processes import terminate_group
+from processors.main import ready_file
+from schemas.events import MeterProgress, RequestReceived, ResponseCompleted, decode
+from schemas.topics import ADMISSION, REQUESTS
+from tests.harness import running_broker, write_config
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its children that were waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / TICKS
+
+
+def _pairs(requests: int, tenants: int, key_id: str) -> list[tuple[bytes, bytes]]:
+    out = []
+    for i in range(requests):
+        tenant = f"bench-{i % tenants}"
+        rid = f"req-{i:08d}"
+        received = RequestReceived(
+            request_id=rid,
+            tenant=tenant,
+            key_id=key_id,
+            endpoint="/v1/chat/completions",
+            model="gpt-4o-mini",
+            body={"messages": [{"role": "user", "content": f"Benchmark me, briefly. {i}"}]},
+            est_usd="0.0000123",
+            est_tokens=40,
+        )
+        completed = ResponseCompleted(
+            request_id=rid,
+            tenant=tenant,
+            key_id=key_id,
+            provider="fake",
+            model="gpt-4o-mini",
+            status=200,
+            latency_ms=3.0,
+            outputs=["A short answer of about sixteen tokens for the benchmark to count."],
+            finish_reason="stop",
+            usage={"prompt_tokens": 14, "completion_tokens": 16, "total_tokens": 30},
+            deployment="gpt-4o-mini",
+        )
+        out += [(tenant.encode(), received.encode()), (tenant.encode(), completed.encode())]
+    return out
+
+
+async def _produce(bootstrap: str, records: list[tuple[bytes, bytes]]) -> dict[int, int]:
+    """Writes the records; returns the last offset written per partition."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
+    await producer.start()
+    try:
+        futures = [await producer.send(REQUESTS.name, value, key=key) for key, value in records]
+        last: dict[int, int] = {}
+        for future in futures:
+            meta = await future
+            last[meta.partition] = max(last.get(meta.partition, -1), meta.offset)
+        return last
+    finally:
+        await producer.stop()
+
+
+async def _progress_start(consumer: AIOKafkaConsumer) -> None:
+    partition = TopicPartition(ADMISSION.name, 0)
+    consumer.assign([partition])
+    await consumer.seek_to_end(partition)
+
+
+async def _await_progress(
+    consumer: AIOKafkaConsumer, wanted: dict[int, int], deadline: float
+) -> float:
+    """Monotonic time at which a progress mark covered ``wanted`` on every partition."""
+    missing = dict(wanted)
+    while missing and time.monotonic() < deadline:
+        batch = await consumer.getmany(timeout_ms=200)
+        for records in batch.values():
+            for record in records:
+                if record.key is None or not record.key.startswith(b"progress#"):
+                    continue
+                mark = decode(record.value)
+                assert isinstance(mark, MeterProgress)
+                if mark.offset >= missing.get(mark.partition, 1 << 62):
+                    del missing[mark.partition]
+        print(f"... waiting for partitions {sorted(missing)}", file=sys.stderr)
+    if missing:
+        raise RuntimeError(f"the worker did not reach the end of partitions {sorted(missing)}")
+    return time.monotonic()
+
+
+async def _measure(bootstrap: str, worker: int, requests: int, tenants: int) -> dict[str, Any]:
+    records = _pairs(requests, tenants, key_id="k-bench")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await _progress_start(consumer)
+        cpu_before = _cpu_s(worker)
+        started = time.monotonic()
+        last = await _produce(bootstrap, records)
+        produced = time.monotonic()
+        done = await _await_progress(consumer, last, started + 300)
+        cpu = _cpu_s(worker) - cpu_before
+    finally:
+        await consumer.stop()
+    events = len(records)
+    return {
+        "requests": requests,
+        "events": events,
+        "tenants": tenants,
+        "produce_s": round(produced - started, 2),
+        "apply_s": round(done - started, 2),
+        "events_per_s": round(events / (done - started)),
+        "worker_cpu_s": round(cpu, 2),
+        "worker_cpu_us_per_event": round(cpu / events * 1e6),
+    }
+
+
+def run(requests: int, tenants: int) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="tollgate-metering-"))
+    with running_broker(home / "kafka") as broker:
+        config, path = write_config(
+            home / "gw",
+            broker.bootstrap_servers,
+            guards={"analysis": {"enabled": False}},
+            budgets=[{"name": "bench", "scope": "tenant", "max_usd": "1000", "thresholds": [0.5]}],
+            rate_limits=[{"name": "keys", "scope": "key", "requests_per_minute": 10_000_000}],
+        )
+        log = home / "worker.log"
+        with log.open("ab") as out:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "infra.cli", "worker", "--config", str(path)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            print("==> starting the metering worker", file=sys.stderr)
+            deadline = time.monotonic() + 120
+            while not ready_file(config).exists():
+                if time.monotonic() > deadline or worker.poll() is not None:
+                    raise RuntimeError(f"worker not ready; see {log}")
+                time.sleep(0.2)
+            time.sleep(2)  # partitions assigned, first progress out
+            print(f"==> {requests} request pairs (worker pid {worker.pid})", file=sys.stderr)
+            return asyncio.run(_measure(broker.bootstrap_servers, worker.pid, requests, tenants))
+        finally:
+            terminate_group(worker.pid, 15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--tenants", type=int, default=1, help="tenants (partition keys)")
+    args = parser.parse_args()
+    report = run(args.requests, args.tenants)
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()
