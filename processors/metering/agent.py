@@ -112,7 +112,6 @@ def register(app: faust.App, prices: PriceBook, rules: Rules, interval_s: float)
     requests = dead_lettering_topic(
         app, REQUESTS.name, partitions=REQUESTS.partitions, value_serializer=EVENT_CODEC
     )
-    usage = app.topic(USAGE.name, partitions=USAGE.partitions, value_serializer=EVENT_CODEC)
     table = app.Table("ledger", partitions=REQUESTS.partitions)
     last_of: dict[int, faust.EventT] = {}
 
@@ -141,8 +140,11 @@ def register(app: faust.App, prices: PriceBook, rules: Rules, interval_s: float)
                 states.touched(applied.states, message.partition, message.offset)
             batch.flush()  # in the table before the batch is acknowledged
             last_of.clear()
-            for record in billed:
-                await usage.send(key=record.tenant.encode(), value=record)
+            for record in billed:  # the producer itself: Faust's channel layer per record
+                # cost as much as the ledger (the commit still flushes it first)
+                await app.producer.send(
+                    USAGE.name, record.tenant.encode(), record.encode(), None, None, None
+                )
 
     @app.timer(interval=interval_s, name="publish-meter-states")
     async def publish_states() -> None:

@@ -120,6 +120,8 @@ class WriteBehind:
         groups: dict[int, list[tuple[str, Any]]] = {}
         for key in sorted(self.pending, key=lambda k: self._ORDER.get(k[0], 2)):
             partition, value = self.pending[key]
+            if isinstance(value, MeterState):  # held as the object while the batch lasts
+                value = value.to_dict()
             groups.setdefault(partition, []).append((key, value))
         self.pending.clear()
         for partition, writes in groups.items():
@@ -270,7 +272,9 @@ class Ledger:
         key = f"m:{meter}#{partition}"
         raw = self.table.get(key)
         state = (
-            from_dict(raw)
+            raw
+            if isinstance(raw, MeterState)
+            else from_dict(raw)
             if raw
             else MeterState(
                 id=f"{meter}#{partition}",  # deterministic: a replay writes the same value
@@ -287,5 +291,6 @@ class Ledger:
             for change in funcs:
                 change(state)
             state.offset, state.source_ts, state.ts = offset, ts, ts
-            self.table[key] = state.to_dict()
+            # a batch's hot meter changes once per event: the dict is made once, at flush
+            self.table[key] = state if isinstance(self.table, WriteBehind) else state.to_dict()
         return state

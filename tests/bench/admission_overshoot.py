@@ -41,6 +41,7 @@ import aiohttp
 import httpx
 import orjson
 import yaml
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -135,8 +136,7 @@ async def _client(  # noqa: PLR0917
         return  # spent for the period
 
 
-def _lag_quantiles(expositions: list[str], quantiles: tuple[float, ...]) -> list[float]:
-    """Merge the cumulative histograms and interpolate linearly inside the bucket."""
+def _lag_buckets(expositions: list[str]) -> dict[float, float]:
     buckets: dict[float, float] = {}
     for text in expositions:
         for line in text.splitlines():
@@ -144,6 +144,16 @@ def _lag_quantiles(expositions: list[str], quantiles: tuple[float, ...]) -> list
                 bound = line.split('le="', 1)[1].split('"', 1)[0]
                 upper = math.inf if bound == "+Inf" else float(bound)
                 buckets[upper] = buckets.get(upper, 0.0) + float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def _lag_quantiles(
+    expositions: list[str], quantiles: tuple[float, ...], baseline: list[str] | None = None
+) -> list[float]:
+    """Merge the cumulative histograms (less ``baseline``, the counts before the measured
+    run) and interpolate linearly inside the bucket."""
+    before = _lag_buckets(baseline or [])
+    buckets = {k: v - before.get(k, 0.0) for k, v in _lag_buckets(expositions).items()}
     bounds = sorted(buckets)
     total = buckets.get(math.inf, 0.0)
     out = []
@@ -186,7 +196,7 @@ async def _broker_timestamps(bootstrap: str) -> None:
         await admin.close()
 
 
-async def _lag_stages(bootstrap: str) -> dict[str, float]:
+async def _lag_stages(bootstrap: str, tenant: str, since_ms: int) -> dict[str, float]:
     """Where the lag goes, from the broker's append times: ingress → log (publishing) and
     log → the first progress covering the event (the processors)."""
     requests = await collect(bootstrap, REQUESTS.name, lambda r: True, 1 << 30, wait_s=4)
@@ -205,7 +215,7 @@ async def _lag_stages(bootstrap: str) -> dict[str, float]:
     publish, process = [], []
     for record in requests:
         event = decode(record.value)
-        if not isinstance(event, RequestReceived):
+        if not isinstance(event, RequestReceived) or event.tenant != tenant or event.ts < since_ms:
             continue
         publish.append(record.timestamp - event.ts)
         covering = (
@@ -272,6 +282,7 @@ def run(  # noqa: PLR0917
     seconds: float,
     analysis: bool = True,
     rate: float = 0.0,
+    warmup_s: float = 20.0,
 ) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="tollgate-overshoot-"))
     processes: list[subprocess.Popen[bytes]] = []
@@ -315,11 +326,69 @@ def run(  # noqa: PLR0917
                 file=sys.stderr,
             )
             return asyncio.run(
-                _measure(configs, clients, seconds, budget, one, budget_requests, rate)
+                _measure(configs, clients, seconds, budget, one, budget_requests, rate, warmup_s)
             )
         finally:
             for process in reversed(processes):
                 terminate_group(process.pid, 15)
+
+
+async def _warm_up(configs: list[tuple[TollgateConfig, Path]], clients: int, seconds: float) -> int:
+    """Traffic of another tenant (no budget) at full speed: a fresh broker JIT-compiles
+    its hot paths for a minute or so (measured: its C2 compiler took a third of a core),
+    and the Python stages fill their caches. Production brokers are warm."""
+    urls = [f"http://{c.ingress.host}:{c.ingress.port}/v1/chat/completions" for c, _ in configs]
+    headers = {"authorization": f"Bearer {TEST_KEY}-2"}
+    deadline = time.monotonic() + seconds
+    served = 0
+
+    async def client(url: str) -> None:
+        nonlocal served
+        while time.monotonic() < deadline:
+            async with http.post(url, json=BODY, headers=headers) as answer:
+                await answer.read()
+                if answer.status != 200:
+                    raise RuntimeError(f"warm-up: unexpected {answer.status}")
+                served += 1
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        await asyncio.gather(*(client(urls[i % len(urls)]) for i in range(clients)))
+    return served
+
+
+async def _caught_up(bootstrap: str, wait_s: float = 120.0) -> None:
+    """Until the processors' progress covers everything in the request log."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(REQUESTS.name, p) for p in range(REQUESTS.partitions)]
+        ends = await consumer.end_offsets(parts)
+        missing = {tp.partition: end - 1 for tp, end in ends.items() if end > 0}
+        admission = TopicPartition(ADMISSION.name, 0)
+        consumer.assign([admission])
+        await consumer.seek_to_end(admission)
+        deadline = time.monotonic() + wait_s
+        while missing:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"processors still behind on partitions {sorted(missing)}")
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    if record.key is None or not record.key.startswith(b"progress#"):
+                        continue
+                    mark = decode(record.value)
+                    assert isinstance(mark, MeterProgress)
+                    if mark.offset >= missing.get(mark.partition, 1 << 62):
+                        del missing[mark.partition]
+    finally:
+        await consumer.stop()
+
+
+async def _metrics(configs: list[tuple[TollgateConfig, Path]]) -> list[str]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        return [
+            (await http.get(f"http://{c.ingress.host}:{c.ingress.port}/metrics")).text
+            for c, _ in configs
+        ]
 
 
 async def _measure(  # noqa: PLR0917
@@ -330,7 +399,16 @@ async def _measure(  # noqa: PLR0917
     one: Decimal,
     budget_requests: int,
     rate: float,
+    warmup_s: float,
 ) -> dict[str, Any]:
+    warmed = 0
+    if warmup_s > 0:
+        print(f"==> warming up for {warmup_s:.0f} s (another tenant)", file=sys.stderr)
+        warmed = await _warm_up(configs, clients, warmup_s)
+        await _caught_up(configs[0][0].kafka.bootstrap_servers)
+    baseline = await _metrics(configs)
+    print("==> measuring", file=sys.stderr)
+    measured_from_ms = int(time.time() * 1000)
     tally = Tally()
     interval_s = clients / rate if rate else 0.0
     urls = [f"http://{c.ingress.host}:{c.ingress.port}/v1/chat/completions" for c, _ in configs]
@@ -349,12 +427,8 @@ async def _measure(  # noqa: PLR0917
         )
     elapsed = time.monotonic() - started
     await asyncio.sleep(1.5)  # the last responses reach the state and the lag histograms
-    async with httpx.AsyncClient(timeout=10) as http:
-        expositions = [
-            (await http.get(f"http://{c.ingress.host}:{c.ingress.port}/metrics")).text
-            for c, _ in configs
-        ]
-    p50, p99 = _lag_quantiles(expositions, (0.5, 0.99))
+    expositions = await _metrics(configs)
+    p50, p99 = _lag_quantiles(expositions, (0.5, 0.99), baseline)
     replicas = [
         float(line.rsplit(" ", 1)[1])
         for text in expositions
@@ -363,10 +437,14 @@ async def _measure(  # noqa: PLR0917
     ]
     config = configs[0][0]
     counted = await _processors_spent(config, f"budget:bench:tenant-{config.home.name}")
-    stages = await _lag_stages(config.kafka.bootstrap_servers)
+    stages = await _lag_stages(
+        config.kafka.bootstrap_servers, config.keys[0].tenant, measured_from_ms
+    )
     return {
         "ingress_processes": len(configs),
         "clients": clients,
+        "warmup_s": warmup_s,
+        "warmup_requests": warmed,
         "seconds": round(elapsed, 2),
         "budget_usd": float(budget),
         "budget_requests": budget_requests,
@@ -402,6 +480,12 @@ def main() -> None:
         help="requests/s over all clients (0 = as fast as answered)",
     )
     parser.add_argument(
+        "--warmup-s",
+        type=float,
+        default=20.0,
+        help="seconds of another tenant's traffic first (0 = measure a cold stack)",
+    )
+    parser.add_argument(
         "--no-stream-guards",
         action="store_true",
         help="turn the processors' Presidio analysis off (guards.analysis.enabled: false)",
@@ -414,6 +498,7 @@ def main() -> None:
         args.seconds,
         not args.no_stream_guards,
         args.rate,
+        args.warmup_s,
     )
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
 

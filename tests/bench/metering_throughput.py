@@ -1,6 +1,7 @@
 """How many request events per second does one metering worker apply, and at what CPU cost?
 
     .venv/bin/python -m tests.bench.metering_throughput [--requests 5000] [--tenants 1]
+        [--rate EVENTS_PER_S]
 
 Starts a real Kafka broker and the metering worker (``tollgate worker``, with a tenant
 budget, a per-key rate limit and the default alerts, as in production), then
@@ -76,12 +77,20 @@ def _pairs(requests: int, tenants: int, key_id: str) -> list[tuple[bytes, bytes]
     return out
 
 
-async def _produce(bootstrap: str, records: list[tuple[bytes, bytes]]) -> dict[int, int]:
-    """Writes the records; returns the last offset written per partition."""
+async def _produce(
+    bootstrap: str, records: list[tuple[bytes, bytes]], rate: float
+) -> dict[int, int]:
+    """Writes the records (at ``rate`` events/s, or as fast as the producer goes); returns
+    the last offset written per partition."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1)
     await producer.start()
     try:
-        futures = [await producer.send(REQUESTS.name, value, key=key) for key, value in records]
+        futures = []
+        started = time.monotonic()
+        for i, (key, value) in enumerate(records):
+            if rate and i % 10 == 0:
+                await asyncio.sleep(max(started + i / rate - time.monotonic(), 0))
+            futures.append(await producer.send(REQUESTS.name, value, key=key))
         last: dict[int, int] = {}
         for future in futures:
             meta = await future
@@ -118,7 +127,9 @@ async def _await_progress(
     return time.monotonic()
 
 
-async def _measure(bootstrap: str, worker: int, requests: int, tenants: int) -> dict[str, Any]:
+async def _measure(
+    bootstrap: str, worker: int, requests: int, tenants: int, rate: float
+) -> dict[str, Any]:
     records = _pairs(requests, tenants, key_id="k-bench")
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -126,7 +137,7 @@ async def _measure(bootstrap: str, worker: int, requests: int, tenants: int) -> 
         await _progress_start(consumer)
         cpu_before = _cpu_s(worker)
         started = time.monotonic()
-        last = await _produce(bootstrap, records)
+        last = await _produce(bootstrap, records, rate)
         produced = time.monotonic()
         done = await _await_progress(consumer, last, started + 300)
         cpu = _cpu_s(worker) - cpu_before
@@ -137,6 +148,7 @@ async def _measure(bootstrap: str, worker: int, requests: int, tenants: int) -> 
         "requests": requests,
         "events": events,
         "tenants": tenants,
+        "rate_events_per_s": rate or "as fast as produced",
         "produce_s": round(produced - started, 2),
         "apply_s": round(done - started, 2),
         "events_per_s": round(events / (done - started)),
@@ -145,7 +157,7 @@ async def _measure(bootstrap: str, worker: int, requests: int, tenants: int) -> 
     }
 
 
-def run(requests: int, tenants: int) -> dict[str, Any]:
+def run(requests: int, tenants: int, rate: float) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="tollgate-metering-"))
     with running_broker(home / "kafka") as broker:
         config, path = write_config(
@@ -172,7 +184,9 @@ def run(requests: int, tenants: int) -> dict[str, Any]:
                 time.sleep(0.2)
             time.sleep(2)  # partitions assigned, first progress out
             print(f"==> {requests} request pairs (worker pid {worker.pid})", file=sys.stderr)
-            return asyncio.run(_measure(broker.bootstrap_servers, worker.pid, requests, tenants))
+            return asyncio.run(
+                _measure(broker.bootstrap_servers, worker.pid, requests, tenants, rate)
+            )
         finally:
             terminate_group(worker.pid, 15)
 
@@ -183,8 +197,11 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--tenants", type=int, default=1, help="tenants (partition keys)")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="events/s to write (0 = a backlog at once)"
+    )
     args = parser.parse_args()
-    report = run(args.requests, args.tenants)
+    report = run(args.requests, args.tenants, args.rate)
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
 
 
