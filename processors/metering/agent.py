@@ -152,4 +152,9 @@ def register(app: faust.App, prices: PriceBook, rules: Rules, interval_s: float)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust types its own
     async def republish(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+        batch.forget()
         states.republished = False
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def forget(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        batch.forget()

@@ -215,3 +215,50 @@ def test_a_batch_writes_each_key_back_to_the_partition_of_its_event() -> None:
     assert "r:b" in written[3] and {"r:a", "r:c"} <= set(written[0])
     assert all(k.endswith("#3") for k in written[3] if k.startswith("m:"))
     assert not behind.pending
+
+
+class CountingTable(dict[str, Any]):
+    """A table that counts reads: the write-behind cache should spare most of them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: list[str] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.append(key)
+        return super().get(key, default)
+
+
+def test_a_worker_reads_back_its_own_writes_from_memory_until_the_assignment_changes() -> None:
+    table = CountingTable()
+    behind = WriteBehind(table)
+    ledger = Ledger(behind, RULES, PRICES)
+    ledger.apply(received("r1"), 0, 1)
+    behind.flush()
+    written, table.read = set(table), []
+    ledger.apply(completed("r1"), 0, 2)  # its entry and meters, as the first batch left them
+    behind.flush()
+    assert table.read and not written & set(table.read)  # only meters new to this event
+    assert "r:r1" not in behind.cache  # the request is over: no reason to keep it
+    state = behind.get("m:budget:per-key:k1#0")
+    state["spent_usd"] = "999"  # a read is a copy: the next one is what was written
+    assert behind.get("m:budget:per-key:k1#0") == table["m:budget:per-key:k1#0"]
+    behind.forget()  # a rebalance: the table is the truth again
+    table.read = []
+    behind.get("m:budget:per-key:k1#0")
+    assert table.read == ["m:budget:per-key:k1#0"]
+
+
+def test_the_cache_gives_the_same_state_as_reading_the_table() -> None:
+    cached: dict[str, Any] = {}
+    _apply_batched(cached, BATCH * 3, batch=2)
+    uncached: dict[str, Any] = {}
+    behind = WriteBehind(uncached)
+    ledger = Ledger(behind, RULES, PRICES)
+    for offset, event in enumerate(BATCH * 3):
+        ledger.apply(event, 0, offset)
+        if offset % 2 == 1:
+            behind.flush()
+            behind.forget()
+    behind.flush()
+    assert cached == uncached
