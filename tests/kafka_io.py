@@ -7,9 +7,9 @@ import time
 import uuid
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from schemas.events import Event, MeterState, decode
+from schemas.events import Event, MeterProgress, MeterState, decode
 from schemas.topics import ADMISSION
 
 
@@ -79,3 +79,34 @@ async def latest_meter_states(bootstrap: str, meter: str, wait_s: float = 3.0) -
         assert isinstance(state, MeterState)
         latest[state.partition] = state
     return list(latest.values())
+
+
+async def watch_progress(bootstrap: str) -> AIOKafkaConsumer:
+    """A consumer of the progress marks published from now on (stop it when done)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    partition = TopicPartition(ADMISSION.name, 0)
+    consumer.assign([partition])
+    await consumer.seek_to_end(partition)
+    return consumer
+
+
+async def await_progress(
+    consumer: AIOKafkaConsumer, wanted: dict[int, int], wait_s: float
+) -> float:
+    """Monotonic time at which the processors' progress covered offset ``wanted[p]`` of
+    every partition ``p`` of the request log (marks read by ``watch_progress``)."""
+    missing = dict(wanted)
+    deadline = time.monotonic() + wait_s
+    while missing:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the processors did not reach partitions {sorted(missing)}")
+        for records in (await consumer.getmany(timeout_ms=200)).values():
+            for record in records:
+                if record.key is None or not record.key.startswith(b"progress#"):
+                    continue
+                mark = decode(record.value)
+                assert isinstance(mark, MeterProgress)
+                if mark.offset >= missing.get(mark.partition, 1 << 62):
+                    del missing[mark.partition]
+    return time.monotonic()

@@ -41,7 +41,7 @@ import aiohttp
 import httpx
 import orjson
 import yaml
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -53,7 +53,7 @@ from schemas.events import MeterProgress, RequestReceived, Usage, decode
 from schemas.pricing import Price, build_price_book
 from schemas.topics import ADMISSION, REQUESTS
 from tests.harness import TEST_KEY, free_port, running_broker, write_config
-from tests.kafka_io import collect, latest_meter_states
+from tests.kafka_io import await_progress, collect, latest_meter_states, watch_progress
 
 
 class _Body(TypedDict):
@@ -358,27 +358,12 @@ async def _warm_up(configs: list[tuple[TollgateConfig, Path]], clients: int, sec
 
 async def _caught_up(bootstrap: str, wait_s: float = 120.0) -> None:
     """Until the processors' progress covers everything in the request log."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    consumer = await watch_progress(bootstrap)
     try:
         parts = [TopicPartition(REQUESTS.name, p) for p in range(REQUESTS.partitions)]
         ends = await consumer.end_offsets(parts)
-        missing = {tp.partition: end - 1 for tp, end in ends.items() if end > 0}
-        admission = TopicPartition(ADMISSION.name, 0)
-        consumer.assign([admission])
-        await consumer.seek_to_end(admission)
-        deadline = time.monotonic() + wait_s
-        while missing:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"processors still behind on partitions {sorted(missing)}")
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
-                    if record.key is None or not record.key.startswith(b"progress#"):
-                        continue
-                    mark = decode(record.value)
-                    assert isinstance(mark, MeterProgress)
-                    if mark.offset >= missing.get(mark.partition, 1 << 62):
-                        del missing[mark.partition]
+        wanted = {tp.partition: end - 1 for tp, end in ends.items() if end > 0}
+        await await_progress(consumer, wanted, wait_s)
     finally:
         await consumer.stop()
 

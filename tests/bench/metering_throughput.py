@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from infra.processes import terminate_group
 from processors.main import ready_file
-from schemas.events import MeterProgress, RequestReceived, ResponseCompleted, decode
-from schemas.topics import ADMISSION, REQUESTS
+from schemas.events import RequestReceived, ResponseCompleted
+from schemas.topics import REQUESTS
 from tests.harness import running_broker, write_config
+from tests.kafka_io import await_progress, watch_progress
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -100,46 +101,18 @@ async def _produce(
         await producer.stop()
 
 
-async def _progress_start(consumer: AIOKafkaConsumer) -> None:
-    partition = TopicPartition(ADMISSION.name, 0)
-    consumer.assign([partition])
-    await consumer.seek_to_end(partition)
-
-
-async def _await_progress(
-    consumer: AIOKafkaConsumer, wanted: dict[int, int], deadline: float
-) -> float:
-    """Monotonic time at which a progress mark covered ``wanted`` on every partition."""
-    missing = dict(wanted)
-    while missing and time.monotonic() < deadline:
-        batch = await consumer.getmany(timeout_ms=200)
-        for records in batch.values():
-            for record in records:
-                if record.key is None or not record.key.startswith(b"progress#"):
-                    continue
-                mark = decode(record.value)
-                assert isinstance(mark, MeterProgress)
-                if mark.offset >= missing.get(mark.partition, 1 << 62):
-                    del missing[mark.partition]
-        print(f"... waiting for partitions {sorted(missing)}", file=sys.stderr)
-    if missing:
-        raise RuntimeError(f"the worker did not reach the end of partitions {sorted(missing)}")
-    return time.monotonic()
-
-
 async def _measure(
     bootstrap: str, worker: int, requests: int, tenants: int, rate: float
 ) -> dict[str, Any]:
     records = _pairs(requests, tenants, key_id="k-bench")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    consumer = await watch_progress(bootstrap)
     try:
-        await _progress_start(consumer)
         cpu_before = _cpu_s(worker)
         started = time.monotonic()
         last = await _produce(bootstrap, records, rate)
         produced = time.monotonic()
-        done = await _await_progress(consumer, last, started + 300)
+        print(f"... waiting for the worker to apply {len(records)} events", file=sys.stderr)
+        done = await await_progress(consumer, last, 300)
         cpu = _cpu_s(worker) - cpu_before
     finally:
         await consumer.stop()
