@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 
 from ingress.admission.controller import NOT_METERED, Admission, Ticket
+from ingress.admission.estimate import input_tokens
 from ingress.auth import KeyStore, Principal
 from ingress.errors import (
     BudgetExceededError,
@@ -193,6 +194,9 @@ class Gateway:
         stored, kept, verdict = body, "full", None
         if inspection is not None:
             stored, kept, verdict = inspection.stored, inspection.body_kept, inspection.verdict
+        prompt = ticket.prompt_tokens
+        if prompt is None and kept != "full":  # the log cannot tell what was sent: count it
+            prompt = input_tokens(body if inspection is None else inspection.forward, model)
         self.publisher.publish(
             REQUESTS.name,
             RequestReceived(
@@ -209,6 +213,7 @@ class Gateway:
                 deployment=call.deployment,
                 est_usd=str(ticket.usd),
                 est_tokens=ticket.tokens,
+                prompt_tokens=prompt,
                 body_kept=kept,
                 guard=verdict,
                 experiment=call.experiment,

@@ -110,6 +110,9 @@ class RequestReceived(Event):
     """The admission estimate (prompt by tiktoken plus max output, priced): the processors
     reserve it against budgets while the request is in flight."""
     est_tokens: int = 0
+    prompt_tokens: int | None = None
+    """The prompt's tokens by tiktoken, when the ingress counted them (a metered request's
+    estimate) or the body is not kept whole; otherwise the processors count ``body``."""
     body_kept: str = "full"
     """What ``body`` holds under the tenant's body policy: ``full``, ``redacted`` (PII and
     secrets replaced by placeholders) or ``none`` (``body`` is empty)."""

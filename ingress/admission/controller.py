@@ -34,7 +34,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, Literal
 
-from ingress.admission.estimate import estimate
+from ingress.admission.estimate import estimate_with_prompt
 from ingress.admission.local import Admitted, LocalAdmissions, Totals
 from ingress.admission.view import AdmissionView
 from ingress.auth import Principal
@@ -55,6 +55,8 @@ class Ticket:
     usd: Decimal = Decimal(0)
     tokens: int = 0
     headers: dict[str, str] = field(default_factory=dict)
+    prompt_tokens: int | None = None
+    """Counted for the estimate; None when the request was not metered."""
 
 
 NOT_METERED = Ticket()
@@ -113,13 +115,15 @@ class Admission:
                 code="admission_state_stale",
                 headers={"retry-after": "5"},
             )
-        usd, tokens = estimate(body, model, price, self.settings.default_max_tokens)
+        usd, tokens, prompt = estimate_with_prompt(
+            body, model, price, self.settings.default_max_tokens
+        )
         headers: dict[str, str] = {}
         replicas = self.view.live_replicas(self.replica, now)
         self._check_budgets(budgets, usd, tokens, now=now, replicas=replicas, headers=headers)
         self._check_rates(rates, tokens, now=now, replicas=replicas, headers=headers)
         meters = tuple(m.id for _, m in budgets) + tuple(m.id for _, m in rates)
-        return Ticket(self.local.add(meters, usd, tokens), usd, tokens, headers)
+        return Ticket(self.local.add(meters, usd, tokens), usd, tokens, headers, prompt)
 
     # -- keys the guards escalated -------------------------------------------------------
 

@@ -21,6 +21,9 @@ def usage_event_id(request_id: str) -> str:
 
 
 def prompt_tokens(request: RequestReceived) -> int:
+    """The ingress's count when it sent one (it had it, or ``body`` is not whole)."""
+    if request.prompt_tokens is not None:
+        return request.prompt_tokens
     messages = request.body.get("messages") or []
     return count_chat_prompt([m for m in messages if isinstance(m, dict)], request.model)
 

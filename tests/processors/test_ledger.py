@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from decimal import Decimal
 from typing import Any
 
@@ -262,3 +263,13 @@ def test_the_cache_gives_the_same_state_as_reading_the_table() -> None:
             behind.forget()
     behind.flush()
     assert cached == uncached
+
+
+def test_without_provider_usage_the_ingress_count_bills_a_body_that_was_not_kept() -> None:
+    table: dict[str, Any] = {}
+    ledger = Ledger(table, RULES, PRICES)
+    dropped = dataclasses.replace(received("r1"), body={}, body_kept="none", prompt_tokens=57)
+    ledger.apply(dropped, 0, 1)
+    billed = ledger.apply(completed("r1", usage=None), 0, 2).usage
+    assert billed is not None and billed.token_source == "tiktoken"
+    assert billed.prompt_tokens == 57  # the stored body is empty: it would have counted ~3

@@ -15,6 +15,7 @@ import pytest
 from infra.fake_upstream.server import BackgroundFakeUpstream
 from ingress.app import create_app
 from schemas.events import Event, RequestReceived, ResponseCompleted, ResponseFailed
+from schemas.tokens import count_chat_prompt
 from tests.harness import TEST_KEY, free_port, write_config
 
 AUTH = {"authorization": f"Bearer {TEST_KEY}"}
@@ -38,11 +39,12 @@ Gateway = tuple[httpx.AsyncClient, list[Event]]
 
 
 async def _gateway(
-    tmp_path: Path, fake: BackgroundFakeUpstream, guards: dict[str, Any] | None
+    tmp_path: Path, fake: BackgroundFakeUpstream, guards: dict[str, Any] | None, **extra: Any
 ) -> AsyncIterator[Gateway]:
     sections: dict[str, Any] = {
         "providers": {"fake": {"kind": "openai", "base_url": fake.base_url, "api_key": "k"}},
         "deployments": [{"model": "*", "provider": "fake"}],
+        **extra,
     }
     if guards is not None:
         sections["guards"] = guards
@@ -389,3 +391,28 @@ async def test_without_tool_calls_or_output_rules_streams_pass_unchanged(default
     assert text and all(
         "tool_calls" not in c.get("delta", {}) for f in frames for c in f["choices"]
     )
+
+
+@pytest.mark.parametrize(
+    ("guards", "extra", "counted"),
+    [
+        ({"body": "none"}, {}, True),  # the log keeps no prompt: the ingress counts it
+        (None, {"budgets": [{"name": "b", "scope": "key", "max_usd": "5"}]}, True),  # estimate
+        (None, {}, False),  # whole body, not metered: the processors count it themselves
+    ],
+)
+async def test_request_received_carries_the_prompt_count_when_the_log_cannot_or_it_is_free(
+    tmp_path: Path,
+    fake: BackgroundFakeUpstream,
+    guards: dict[str, Any] | None,
+    extra: dict[str, Any],
+    counted: bool,
+) -> None:
+    body = chat("How many tokens is this prompt, roughly?")
+    async for client, events in _gateway(tmp_path, fake, guards, **extra):
+        answer = await client.post("/v1/chat/completions", json=body, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        [received] = of_type(events, RequestReceived)
+        expected = count_chat_prompt(body["messages"], "gpt-4o-mini")
+        assert received.prompt_tokens == (expected if counted else None)
+        assert (received.body == {}) == (guards is not None)
