@@ -56,7 +56,6 @@ class StatePublisher:
     def __init__(self, app: faust.App, table: Any) -> None:
         self.app = app
         self.table = table
-        self.topic = app.topic(ADMISSION.name, partitions=1, value_serializer=EVENT_CODEC)
         self.dirty: dict[str, MeterState] = {}
         self.progress: dict[int, int] = {}
         self.sent: dict[int, tuple[int, float]] = {}
@@ -83,8 +82,15 @@ class StatePublisher:
         # progress must never claim an offset whose states are not in this flush.
         dirty, self.dirty = self.dirty, {}
         progress = dict(self.progress)
+        # Straight to the producer, with no real wait between the sends: a flush's states and
+        # its progress marks leave in one produce request, so a reader never applies a state
+        # long before the mark that says what it covers (Faust's channel layer yields, and
+        # with linger 0 the states went out alone).
+        send = self.app.producer.send
         for key, state in dirty.items():
-            await self.topic.send(key=key.removeprefix("m:").encode(), value=state)
+            await send(
+                ADMISSION.name, key.removeprefix("m:").encode(), state.encode(), None, None, None
+            )
         now = time.monotonic()
         for partition in partitions:
             offset = progress.get(partition, -1)
@@ -93,7 +99,9 @@ class StatePublisher:
                 continue
             self.sent[partition] = (offset, now)
             mark = MeterProgress(request_id="", tenant="", partition=partition, offset=offset)
-            await self.topic.send(key=f"progress#{partition}".encode(), value=mark)
+            await send(
+                ADMISSION.name, f"progress#{partition}".encode(), mark.encode(), None, None, None
+            )
 
     def _load_recovered(self, partitions: list[int]) -> None:
         """After a start or rebalance: every recovered meter once, and where each stopped."""
