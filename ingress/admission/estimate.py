@@ -12,7 +12,8 @@ from schemas.pricing import Price
 from schemas.tokens import count_chat_prompt, count_text
 
 
-def _input_tokens(body: dict[str, Any], model: str) -> int:
+def input_tokens(body: dict[str, Any], model: str) -> int:
+    """The prompt's (or the embeddings input's) tokens by tiktoken."""
     messages = body.get("messages")
     if isinstance(messages, list):
         return count_chat_prompt([m for m in messages if isinstance(m, dict)], model)
@@ -36,16 +37,11 @@ def _output_tokens(body: dict[str, Any], default: int) -> int:
     return limit * (choices if isinstance(choices, int) and choices > 0 else 1)
 
 
-def input_tokens(body: dict[str, Any], model: str) -> int:
-    """The prompt's (or the embeddings input's) tokens by tiktoken."""
-    return _input_tokens(body, model)
-
-
 def estimate_with_prompt(
     body: dict[str, Any], model: str, price: Price | None, default_max_tokens: int
 ) -> tuple[Decimal, int, int]:
     """``estimate`` and the prompt tokens it counted (published, so nobody counts again)."""
-    prompt = _input_tokens(body, model)
+    prompt = input_tokens(body, model)
     output = _output_tokens(body, default_max_tokens)
     usd = price.cost(Usage(prompt_tokens=prompt, completion_tokens=output)) if price else Decimal(0)
     return usd, prompt + output, prompt

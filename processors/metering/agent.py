@@ -22,7 +22,7 @@ from faust.streams import _current_event
 from processors.dead_letter import dead_lettering_topic
 from processors.metering.ledger import Ledger, Rules, WriteBehind
 from schemas.codec import EVENT_CODEC
-from schemas.events import MeterProgress, MeterState, from_dict
+from schemas.events import Event, MeterProgress, MeterState, from_dict
 from schemas.pricing import PriceBook
 from schemas.topics import ADMISSION, REQUESTS, USAGE
 
@@ -48,6 +48,13 @@ def acting_for(event: faust.EventT) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+async def produce(app: faust.App, topic: str, key: str, event: Event) -> None:
+    """Straight to Faust's producer: its channel layer (``Topic.send``) cost as much per
+    record as the ledger, and it may yield between sends. The commit still flushes the
+    producer before offsets are committed."""
+    await app.producer.send(topic, key.encode(), event.encode(), None, None, None)
 
 
 class StatePublisher:
@@ -82,15 +89,11 @@ class StatePublisher:
         # progress must never claim an offset whose states are not in this flush.
         dirty, self.dirty = self.dirty, {}
         progress = dict(self.progress)
-        # Straight to the producer, with no real wait between the sends: a flush's states and
-        # its progress marks leave in one produce request, so a reader never applies a state
-        # long before the mark that says what it covers (Faust's channel layer yields, and
-        # with linger 0 the states went out alone).
-        send = self.app.producer.send
+        # With no real wait between the sends, a flush's states and its progress marks leave
+        # in one produce request: a reader never applies a state long before the mark that
+        # says what it covers (through Faust's channel layer the states went out alone).
         for key, state in dirty.items():
-            await send(
-                ADMISSION.name, key.removeprefix("m:").encode(), state.encode(), None, None, None
-            )
+            await produce(self.app, ADMISSION.name, key.removeprefix("m:"), state)
         now = time.monotonic()
         for partition in partitions:
             offset = progress.get(partition, -1)
@@ -99,9 +102,7 @@ class StatePublisher:
                 continue
             self.sent[partition] = (offset, now)
             mark = MeterProgress(request_id="", tenant="", partition=partition, offset=offset)
-            await send(
-                ADMISSION.name, f"progress#{partition}".encode(), mark.encode(), None, None, None
-            )
+            await produce(self.app, ADMISSION.name, f"progress#{partition}", mark)
 
     def _load_recovered(self, partitions: list[int]) -> None:
         """After a start or rebalance: every recovered meter once, and where each stopped."""
@@ -148,11 +149,8 @@ def register(app: faust.App, prices: PriceBook, rules: Rules, interval_s: float)
                 states.touched(applied.states, message.partition, message.offset)
             batch.flush()  # in the table before the batch is acknowledged
             last_of.clear()
-            for record in billed:  # the producer itself: Faust's channel layer per record
-                # cost as much as the ledger (the commit still flushes it first)
-                await app.producer.send(
-                    USAGE.name, record.tenant.encode(), record.encode(), None, None, None
-                )
+            for record in billed:
+                await produce(app, USAGE.name, record.tenant, record)
 
     @app.timer(interval=interval_s, name="publish-meter-states")
     async def publish_states() -> None:

@@ -47,11 +47,11 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from infra.processes import terminate_group, wait_port
 from infra.topics import all_topics, ensure_topics
-from processors.main import ready_file
 from schemas.config import TollgateConfig, load_config
 from schemas.events import MeterProgress, RequestReceived, Usage, decode
 from schemas.pricing import Price, build_price_book
 from schemas.topics import ADMISSION, REQUESTS
+from tests.bench.stages import spawn, wait_worker_ready
 from tests.harness import TEST_KEY, free_port, running_broker, write_config
 from tests.kafka_io import await_progress, collect, latest_meter_states, watch_progress
 
@@ -79,16 +79,6 @@ class Tally:
     per_ingress: dict[int, int] = field(default_factory=dict)
     share_waits: int = 0
     refused: int = 0
-
-
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def _price(config: TollgateConfig) -> Price:
@@ -293,7 +283,7 @@ def run(  # noqa: PLR0917
                 home / "probe", broker.bootstrap_servers, fake_upstream={"port": upstream}
             )
             processes.append(
-                _spawn(["upstream", "--config", str(probe_path)], home / "upstream.log")
+                spawn(["upstream", "--config", str(probe_path)], home / "upstream.log")
             )
             wait_port("127.0.0.1", upstream, "fake upstream")
             one = _cost(_price(probe), asyncio.run(_calibrate(upstream)))
@@ -304,19 +294,16 @@ def run(  # noqa: PLR0917
             asyncio.run(ensure_topics(broker.bootstrap_servers, all_topics(config)))
             asyncio.run(_broker_timestamps(broker.bootstrap_servers))
             print("==> starting the processors", file=sys.stderr)
-            processes.append(_spawn(["worker", "--config", str(configs[0][1])], home / "w.log"))
+            worker = spawn(["worker", "--config", str(configs[0][1])], home / "w.log")
+            processes.append(worker)
             if analysis:  # as `tollgate up` runs it: Presidio in a worker of its own
                 guard_worker = ["guard-worker", "--config", str(configs[0][1])]
-                processes.append(_spawn(guard_worker, home / "guards.log"))
-            deadline = time.monotonic() + 120
-            while not ready_file(config).exists():
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"worker not ready in 120 s; see {home / 'w.log'}")
-                time.sleep(0.2)
+                processes.append(spawn(guard_worker, home / "guards.log"))
+            wait_worker_ready(config, worker, home / "w.log")
             for i, (each, each_path) in enumerate(configs):
                 print(f"==> starting ingress {i + 1}", file=sys.stderr)
                 processes.append(
-                    _spawn(["ingress", "--config", str(each_path)], home / f"ingress{i}.log")
+                    spawn(["ingress", "--config", str(each_path)], home / f"ingress{i}.log")
                 )
                 wait_port("127.0.0.1", each.ingress.port, f"ingress {i + 1}")
             time.sleep(2)  # heartbeats: each replica learns the other is there

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,9 +30,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from infra.processes import terminate_group
-from processors.main import ready_file
 from schemas.events import RequestReceived, ResponseCompleted
 from schemas.topics import REQUESTS
+from tests.bench.stages import spawn, wait_worker_ready
 from tests.harness import running_broker, write_config
 from tests.kafka_io import await_progress, watch_progress
 
@@ -141,20 +140,10 @@ def run(requests: int, tenants: int, rate: float) -> dict[str, Any]:
             rate_limits=[{"name": "keys", "scope": "key", "requests_per_minute": 10_000_000}],
         )
         log = home / "worker.log"
-        with log.open("ab") as out:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "infra.cli", "worker", "--config", str(path)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        worker = spawn(["worker", "--config", str(path)], log)
         try:
             print("==> starting the metering worker", file=sys.stderr)
-            deadline = time.monotonic() + 120
-            while not ready_file(config).exists():
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    raise RuntimeError(f"worker not ready; see {log}")
-                time.sleep(0.2)
+            wait_worker_ready(config, worker, log)
             time.sleep(2)  # partitions assigned, first progress out
             print(f"==> {requests} request pairs (worker pid {worker.pid})", file=sys.stderr)
             return asyncio.run(
