@@ -44,25 +44,30 @@ def _stream(tenant: str, rid: str, source: str) -> GuardVerdict:
     )
 
 
-async def test_stream_verdicts_land_once_next_to_the_inline_ones(
-    kafka: LocalKafka, tmp_path: Path
-) -> None:
-    config, _ = write_config(tmp_path / "verdicts", kafka.bootstrap_servers)
-    tenant = config.keys[0].tenant
-    request = RequestReceived(
+def _received(tenant: str, rid: str) -> RequestReceived:
+    return RequestReceived(
         ts=TS,
-        request_id="r1",
+        request_id=rid,
         tenant=tenant,
         key_id="k1",
         endpoint="/v1/chat/completions",
         model="gpt-4o",
         guard={"action": "warn", "entities": {"EMAIL": 2}, "injection_score": 0.25},
     )
+
+
+async def test_stream_verdicts_land_once_next_to_the_inline_ones(
+    kafka: LocalKafka, tmp_path: Path
+) -> None:
+    config, _ = write_config(tmp_path / "verdicts", kafka.bootstrap_servers)
+    tenant = config.keys[0].tenant
     stream = [_stream(tenant, "r1", "request"), _stream(tenant, "r1", "response")]
-    await produce(kafka.bootstrap_servers, REQUESTS.name, [request])
-    # redelivered, then a marker on the same partition: once it is stored, so is all before it
+    # a marker after each topic's events, on the same partition (keyed by tenant): once both
+    # markers are stored, so is everything before them on either topic
+    requests = [_received(tenant, "r1"), _received(tenant, "r-marker")]
+    await produce(kafka.bootstrap_servers, REQUESTS.name, requests)
     marker = _stream(tenant, "r-marker", "request")
-    await produce(kafka.bootstrap_servers, VERDICTS.name, [*stream, *stream, marker])
+    await produce(kafka.bootstrap_servers, VERDICTS.name, [*stream, *stream, marker])  # redelivered
 
     client = open_client(config)
     executor = ThreadPoolExecutor(max_workers=1)
@@ -72,9 +77,9 @@ async def test_stream_verdicts_land_once_next_to_the_inline_ones(
         stop = asyncio.Event()
         task = asyncio.create_task(sink.run(stop))
         db = config.clickhouse.database
-        marked = f"SELECT count() FROM {db}.verdicts WHERE request_id = 'r-marker'"
+        marked = f"SELECT uniq(source) FROM {db}.verdicts WHERE request_id = 'r-marker'"
         for _ in range(1200):  # the shared broker holds every earlier test's events too
-            if client.query(marked).result_rows[0][0]:
+            if client.query(marked).result_rows[0][0] == 2:
                 break
             await asyncio.sleep(0.1)
         stop.set()
