@@ -4,6 +4,10 @@ Shares are kept per meter and partition, exactly as published; deciding adds the
 Each ``meter.progress`` record says a partition's states reflect its events up to an
 offset: the local ledger then forgets what this replica admitted up to there, since the
 state now counts it. Its ``ts`` (when the processors sent it) dates the view.
+
+A state is held until the progress mark of its partition that follows it (the processors
+send a flush's states, then its marks): applied alone, it would count requests the local
+ledger still counts too, and refuse a request that fits.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class AdmissionView(TopicFollower):
     ) -> None:
         super().__init__(bootstrap_servers, topic)
         self.shares: dict[str, dict[int, MeterState]] = {}
+        self._held: dict[int, list[MeterState]] = {}
+        """Requests partition → states received since its last progress mark."""
         self.progress: dict[int, tuple[int, int]] = {}
         """partition → (offset reflected, when the processors said so, epoch ms)."""
         self.on_progress = on_progress
@@ -78,8 +84,10 @@ class AdmissionView(TopicFollower):
             log.error("%s offset %d skipped: %s", self.topic, record.offset, exc)
             return
         if isinstance(event, MeterState):
-            self.shares.setdefault(event.meter, {})[event.partition] = event
+            self._held.setdefault(event.partition, []).append(event)
         elif isinstance(event, MeterProgress):
+            for state in self._held.pop(event.partition, ()):
+                self.shares.setdefault(state.meter, {})[state.partition] = state
             self.progress[event.partition] = (event.offset, event.ts)
             self.on_progress(event.partition, event.offset)
         elif isinstance(event, ReplicaAlive):

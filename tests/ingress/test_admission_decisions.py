@@ -36,11 +36,19 @@ def _admission(**sections: Any) -> tuple[Admission, list[float]]:
     return admission, lags
 
 
-def _publish(admission: Admission, event: Event, offset: int = 0) -> None:
+def _publish(admission: Admission, event: Event, offset: int = 0, marked: bool = True) -> None:
+    """A state is followed by its partition's progress mark, as the processors send them
+    (here one that reflects no further offset than before), unless ``marked`` is false."""
     record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
         "tollgate.admission", 0, offset, 0, 0, None, event.encode(), None, 0, 0, ()
     )
     admission.view.apply(record)
+    if isinstance(event, MeterState) and marked:
+        reflected, _ = admission.view.progress.get(event.partition, (-1, 0))
+        mark = MeterProgress(
+            request_id="", tenant="", partition=event.partition, offset=reflected, ts=now_ms()
+        )
+        _publish(admission, mark, offset + 1)
 
 
 def _check(admission: Admission, body: dict[str, Any] = BODY, price: Price | None = None):
@@ -133,6 +141,33 @@ def test_local_admissions_are_forgotten_once_the_state_reflects_their_offset() -
     assert late.entry is not None
     admission.local.acked(late.entry, 0, 45)
     assert admission.local.of(meter).requests == 0
+
+
+def test_a_state_waits_for_its_progress_mark_so_nothing_counts_twice() -> None:
+    admission, _ = _admission(
+        rate_limits=[{"name": "rpm", "scope": "tenant", "requests_per_minute": 2}]
+    )
+    first = _check(admission)
+    assert first.entry is not None
+    admission.local.acked(first.entry, 0, 7)
+    counted = MeterState(
+        request_id="",
+        tenant="",
+        meter="rate:rpm:acme",
+        kind="rate",
+        partition=0,
+        minute=minute_of(now_ms()),
+        requests=[1, 0],
+    )
+    _publish(admission, counted, marked=False)  # the state counting the first, mark not yet
+    assert admission.view.share_of("rate:rpm:acme") == []
+    second = _check(admission)  # fits: applied now, the first would have counted twice
+    assert second.headers["x-ratelimit-remaining"] == "0"
+    _publish(admission, MeterProgress(request_id="", tenant="", partition=0, offset=7, ts=now_ms()))
+    assert admission.view.share_of("rate:rpm:acme") == [counted]
+    assert admission.local.of("rate:rpm:acme").requests == 1  # only the second is local
+    with pytest.raises(RateLimitError):
+        _check(admission)
 
 
 def test_requests_per_minute_counts_the_sliding_window_and_in_flight() -> None:
