@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,8 +52,29 @@ async def read_topics(followers: list[TopicFollower]) -> None:
             log.warning("serving before %s was read: %s", follower.topic, follower.last_error)
 
 
-def create_app(config: TollgateConfig, config_path: Path | None = None, worker: int = 0) -> FastAPI:
-    """``worker`` numbers this process among ``ingress.workers`` (its own event spool)."""
+async def warm_up(followers: list[TopicFollower], freeze_heap: bool) -> None:
+    """Everything the first request needs, loaded before it: the followed topics, and the
+    tokenizers (a few hundred ms each to build).
+
+    What is loaded then lives as long as the process; with ``freeze_heap`` (when the
+    ingress owns its process) it is moved out of the collector's sight, so a full
+    collection no longer walks it. Measured under load: 70-85 ms stalls every ~1.5 s, the
+    p99 tail, and ~2 ms once frozen."""
+    await asyncio.gather(read_topics(followers), asyncio.to_thread(load_encodings))
+    if freeze_heap:
+        gc.collect()
+        gc.freeze()
+
+
+def create_app(
+    config: TollgateConfig,
+    config_path: Path | None = None,
+    worker: int = 0,
+    *,
+    freeze_heap: bool = False,
+) -> FastAPI:
+    """``worker`` numbers this process among ``ingress.workers`` (its own event spool);
+    ``freeze_heap`` when the process is the ingress's alone (``warm_up``)."""
     metrics = Metrics()
     runtime = Runtime(config, lambda kind, target, _: metrics.attempt(kind, target.deployment.id))
     bootstrap = config.kafka.bootstrap_servers
@@ -95,10 +117,7 @@ def create_app(config: TollgateConfig, config_path: Path | None = None, worker: 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         publisher.start()
-        await asyncio.gather(  # tokenizers loaded now, not by the first estimates
-            read_topics([registry, view] if gateway.admission.enabled else [registry]),
-            asyncio.to_thread(load_encodings),
-        )
+        await warm_up([registry, view] if gateway.admission.enabled else [registry], freeze_heap)
         if gateway.admission.enabled:
             heartbeat.start()
         interval = config.routing.health_check_interval_s

@@ -44,7 +44,7 @@ def serve(config: TollgateConfig, config_path: Path | None, worker: int = 0) -> 
     sock = listening_socket(config.ingress.host, config.ingress.port)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(config, config_path, worker=worker),
+            create_app(config, config_path, worker=worker, freeze_heap=True),
             loop="uvloop",
             http="httptools",
             log_level="warning",

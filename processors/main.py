@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -30,6 +31,11 @@ class ReadyFileWorker(faust.Worker):
 
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
+        # Faust, the tables and the models loaded by now live as long as the process: out
+        # of the collector's sight, a full collection no longer walks them (measured on the
+        # metering worker: 130-140 ms stalls, each one straight into the admission lag)
+        gc.collect()
+        gc.freeze()
         self.ready_file.parent.mkdir(parents=True, exist_ok=True)
         self.ready_file.touch()
 

@@ -1,5 +1,7 @@
-"""What Tollgate adds on top of the provider: the fake upstream called directly vs. through
-Tollgate (event publishing to a real Kafka on), side by side in one run.
+"""What Tollgate adds on top of the provider: the fake upstream called directly, through a
+bare proxy on the same HTTP stack (``tests.bench.bare_proxy``: the floor any ingress on
+uvicorn and aiohttp pays on this machine) and through Tollgate (event publishing to a real
+Kafka on), side by side in one run.
 
     .venv/bin/python -m tests.bench.gateway_overhead [--seconds 10] [--concurrency 16]
                                                      [--upstream-ttft-ms 0]
@@ -121,27 +123,35 @@ def _compare(  # noqa: PLR0917
         },
         deployments=[{"model": "gpt-4o-mini", "provider": "fake"}],
     )
-    upstream_port = config.fake_upstream.port
+    upstream_port, bare_port = config.fake_upstream.port, free_port()
+    upstream_url = f"{config.fake_upstream.url}/v1/chat/completions"
     processes.append(
         _spawn(["-m", "infra.cli", "upstream", "--config", str(path)], home / "upstream.log")
     )
+    bare_args = [str(bare_port), upstream_url, *(f"{k}={v}" for k, v in fault.items())]
+    processes.append(_spawn(["-m", "tests.bench.bare_proxy", *bare_args], home / "bare.log"))
     processes.append(
         _spawn(["-m", "infra.cli", "ingress", "--config", str(path)], home / "ingress.log")
     )
     wait_port("127.0.0.1", upstream_port, "fake upstream")
+    wait_port("127.0.0.1", bare_port, "bare proxy")
     wait_port("127.0.0.1", config.ingress.port, "ingress")
     print(
         f"==> {concurrency} connections, {seconds:.0f} s per run",
         file=sys.stderr,
     )
     auth = {"authorization": f"Bearer {TEST_KEY}", "content-type": "application/json"}
-    upstream_pid, ingress_pid = processes[-2].pid, processes[-1].pid
+    upstream_pid, bare_pid, ingress_pid = (p.pid for p in processes[-3:])
     print("==> direct: fake upstream", file=sys.stderr)
     cpu = _cpu_s(upstream_pid)
-    direct = _load_in_process(
-        f"{config.fake_upstream.url}/v1/chat/completions", {**auth, **fault}, concurrency, seconds
-    )
+    direct = _load_in_process(upstream_url, {**auth, **fault}, concurrency, seconds)
     direct["server_cpu_us_per_request"] = _per_request(_cpu_s(upstream_pid) - cpu, direct)
+    print("==> through the bare proxy (the stack's floor)", file=sys.stderr)
+    cpu = _cpu_s(bare_pid)
+    bare = _load_in_process(
+        f"http://127.0.0.1:{bare_port}/v1/chat/completions", auth, concurrency, seconds
+    )
+    bare["server_cpu_us_per_request"] = _per_request(_cpu_s(bare_pid) - cpu, bare)
     print("==> through Tollgate (events to Kafka on)", file=sys.stderr)
     cpu = _cpu_s(ingress_pid)
     gateway = _load_in_process(
@@ -156,12 +166,21 @@ def _compare(  # noqa: PLR0917
         "ingress_workers": workers,
         "concurrency": concurrency,
         "direct": direct,
+        "bare_proxy": bare,
         "tollgate": gateway,
-        "throughput_ratio": round(gateway["req_per_s"] / direct["req_per_s"], 3),
-        "added_p50_ms": round(gateway["p50_ms"] - direct["p50_ms"], 3),
-        "added_p99_ms": round(gateway["p99_ms"] - direct["p99_ms"], 3),
+        "bare_proxy_vs_direct": _versus(bare, direct),
+        "tollgate_vs_direct": _versus(gateway, direct),
+        "tollgate_vs_bare_proxy": _versus(gateway, bare),
     }
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+
+
+def _versus(run: dict[str, float], base: dict[str, float]) -> dict[str, float]:
+    return {
+        "throughput_ratio": round(run["req_per_s"] / base["req_per_s"], 3),
+        "added_p50_ms": round(run["p50_ms"] - base["p50_ms"], 3),
+        "added_p99_ms": round(run["p99_ms"] - base["p99_ms"], 3),
+    }
 
 
 def _per_request(cpu_s: float, result: dict[str, float]) -> float:
