@@ -65,7 +65,7 @@ async def test_stream_verdicts_land_once_next_to_the_inline_ones(
     # a marker after each topic's events, on the same partition (keyed by tenant): once both
     # markers are stored, so is everything before them on either topic
     requests = [_received(tenant, "r1"), _received(tenant, "r-marker")]
-    await produce(kafka.bootstrap_servers, REQUESTS.name, requests)
+    await produce(kafka.bootstrap_servers, REQUESTS.name, [*requests])
     marker = _stream(tenant, "r-marker", "request")
     await produce(kafka.bootstrap_servers, VERDICTS.name, [*stream, *stream, marker])  # redelivered
 
