@@ -33,7 +33,13 @@ from ingress.routing.split import Assignment
 from ingress.runtime import Runtime
 from ingress.stream_outputs import StreamOutputs
 from ingress.validation import parse_json_object
-from schemas.events import RequestReceived, ResponseCompleted, ResponseFailed, new_event_id
+from schemas.events import (
+    RequestReceived,
+    RequestRefused,
+    ResponseCompleted,
+    ResponseFailed,
+    new_event_id,
+)
 from schemas.topics import REQUESTS
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -126,7 +132,10 @@ class Gateway:
         body = parse_json_object(await read_body(request, self.max_body_bytes))
         runtime = self.runtime
         headers = {k: v for k, v in request.headers.items() if k.startswith("x-")}
-        return Call(rid, who, endpoint, runtime, runtime.enter(), headers), body
+        call = Call(rid, who, endpoint, runtime, runtime.enter(), headers)
+        named = body.get("model")
+        call.model = named[:200] if isinstance(named, str) else ""  # for a refusal's record
+        return call, body
 
     def route(self, call: Call, model: str, body: dict[str, Any]) -> list[Target]:
         allowed = call.who.models
@@ -345,6 +354,7 @@ class Gateway:
                 reason = "upstream" if call.published else "rate"
             self.metrics.rate_limited.labels(reason).inc()
         if not call.published:
+            self._refused(call, error)
             return
         last = error.attempts[-1] if error.attempts else {}
         self.publisher.publish(
@@ -363,6 +373,29 @@ class Gateway:
                 stream=call.stream,
                 attempts=error.attempts,
                 deployment=str(last.get("deployment") or call.deployment),
+                team=call.who.team,
+                user=call.who.user,
+                org=call.who.org,
+                experiment=call.experiment,
+                variant=call.variant,
+            ),
+        )
+
+    def _refused(self, call: Call, error: GatewayError) -> None:
+        """Refused before ``request.received``: recorded in the audit log all the same."""
+        self.publisher.publish(
+            REQUESTS.name,
+            RequestRefused(
+                request_id=call.rid,
+                tenant=call.who.tenant,
+                key_id=call.who.key_id,
+                model=call.model,
+                status=error.status,
+                error_type=error.type,
+                error_code=error.code,
+                error_message=error.message[:2000],
+                endpoint=call.endpoint,
+                stream=call.stream,
                 team=call.who.team,
                 user=call.who.user,
                 org=call.who.org,

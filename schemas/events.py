@@ -186,6 +186,30 @@ class ResponseFailed(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class RequestRefused(Event):
+    """An authenticated request the ingress answered with an error before accepting it: bad
+    input (400), a model the key may not use (403) or the gateway does not serve (404), a
+    budget or rate limit (429). Nothing was reserved or sent upstream, so the processors
+    pass over it; the audit log keeps it (who was refused, for what)."""
+
+    TYPE: ClassVar[str] = "request.refused"
+
+    key_id: str
+    model: str
+    status: int
+    error_type: str
+    error_code: str | None
+    error_message: str
+    endpoint: str = "/v1/chat/completions"
+    stream: bool = False
+    team: str | None = None
+    user: str | None = None
+    org: str | None = None
+    experiment: str = ""
+    variant: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
 class UsageRecorded(Event):
     """Tokens and cost of one request, computed once by the processors.
 
@@ -421,6 +445,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RequestReceived,
         ResponseCompleted,
         ResponseFailed,
+        RequestRefused,
         UsageRecorded,
         ReplayResult,
         KeyUpserted,

@@ -21,11 +21,15 @@ from schemas.events import (
     GuardVerdict,
     ReplayResult,
     RequestReceived,
+    RequestRefused,
     ResponseCompleted,
     ResponseFailed,
     UsageRecorded,
 )
 from schemas.pricing import Price
+
+Lifecycle = RequestReceived | RequestRefused | ResponseCompleted | ResponseFailed
+"""The events of one request's life: each is a row of the audit log."""
 
 REQUEST_LOG = "request_log"
 USAGE = "usage"
@@ -161,7 +165,7 @@ class RowBuilder:
             return [(VERDICTS, _stream_verdict(event))]
         if isinstance(event, ReplayResult):
             return [(REPLAY_RESULTS, _replay(event))]
-        if not isinstance(event, RequestReceived | ResponseCompleted | ResponseFailed):
+        if not isinstance(event, Lifecycle):
             return []  # a type this sink does not store (yet): readable, so not a dead letter
         data = orjson.loads(raw)
         body = data.pop("body", None)
@@ -214,12 +218,15 @@ class RowBuilder:
         ]
 
 
-def _audit(event: RequestReceived | ResponseCompleted | ResponseFailed, stored: str) -> list[Any]:
+def _audit(event: Lifecycle, stored: str) -> list[Any]:
     provider = deployment = upstream_model = finish_reason = error_type = error_message = ""
     status, latency, ttft = 0, 0.0, None
     attempts: list[dict[str, Any]] = []
     if isinstance(event, RequestReceived):
         deployment, body_kept, guard = event.deployment, event.body_kept, event.guard
+    elif isinstance(event, RequestRefused):
+        status, body_kept, guard = event.status, "", None
+        error_type, error_message = event.error_type, event.error_message
     else:
         provider, status, latency = event.provider, event.status, event.latency_ms
         deployment, attempts = event.deployment, event.attempts

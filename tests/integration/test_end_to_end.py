@@ -76,6 +76,11 @@ async def test_tokens_and_cost_in_clickhouse_equal_what_was_served(
             messages=[{"role": "user", "content": "fail"}],
             extra_body={"metadata": {"fake_status": "500"}},
         )
+    hi = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.NotFoundError):  # refused before anything was accepted
+        await first.chat.completions.create(model="no-such-model", messages=hi)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError):
+        await first.chat.completions.create(model="gpt-4o", messages=hi, temperature=3)  # type: ignore[arg-type]
     answered = time.monotonic()
 
     expected = [
@@ -98,9 +103,24 @@ async def test_tokens_and_cost_in_clickhouse_equal_what_was_served(
         config,
         "SELECT type, count() FROM request_log FINAL "
         f"WHERE tenant = '{tenant}' GROUP BY type ORDER BY type",
-        lambda r: dict(r).get("response.failed") == 1,
+        lambda r: dict(r).get("response.failed") == 1 and dict(r).get("request.refused") == 2,
     )
-    assert dict(rows) == {"request.received": 25, "response.completed": 24, "response.failed": 1}
+    assert dict(rows) == {
+        "request.received": 25,
+        "request.refused": 2,
+        "response.completed": 24,
+        "response.failed": 1,
+    }
+    refused = await wait_for_sql(
+        config,
+        "SELECT status, error_type, model, key_id != '' FROM request_log FINAL "
+        f"WHERE tenant = '{tenant}' AND type = 'request.refused' ORDER BY status",
+        lambda r: len(r) == 2,
+    )
+    assert refused == [
+        [400, "invalid_request_error", "gpt-4o", 1],
+        [404, "invalid_request_error", "no-such-model", 1],
+    ]
     leaked = await wait_for_sql(
         config, f"SELECT count() FROM request_log WHERE event LIKE '%{TEST_KEY}%'", [[0]]
     )

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from processors.metering.ledger import Ledger, Rules, WriteBehind
-from schemas.events import MeterState, RequestReceived, ResponseCompleted, ResponseFailed
+from schemas.events import (
+    MeterState,
+    RequestReceived,
+    RequestRefused,
+    ResponseCompleted,
+    ResponseFailed,
+)
 from schemas.limits_config import BudgetSettings, RateLimitSettings
 from schemas.pricing import build_price_book
 
@@ -273,3 +279,21 @@ def test_without_provider_usage_the_ingress_count_bills_a_body_that_was_not_kept
     billed = ledger.apply(completed("r1", usage=None), 0, 2).usage
     assert billed is not None and billed.token_source == "tiktoken"
     assert billed.prompt_tokens == 57  # the stored body is empty: it would have counted ~3
+
+
+def test_a_refused_request_counts_nowhere_and_leaves_no_entry() -> None:
+    table: dict[str, Any] = {}
+    ledger = Ledger(table, RULES, PRICES)
+    refused = RequestRefused(
+        request_id="r1",
+        tenant="acme",
+        key_id="k1",
+        model="gpt-4o-mini",
+        status=429,
+        error_type="rate_limit_error",
+        error_code="rate_limited",
+        error_message="rate limit `rpm` reached",
+    )
+    applied = ledger.apply(refused, 0, 1)
+    assert applied.states == {} and applied.usage is None
+    assert table == {}  # no request entry, no meter: nothing waits for a response
