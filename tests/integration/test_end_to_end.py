@@ -77,8 +77,9 @@ async def test_tokens_and_cost_in_clickhouse_equal_what_was_served(
             extra_body={"metadata": {"fake_status": "500"}},
         )
     hi = [{"role": "user", "content": "hi"}]
-    with pytest.raises(openai.NotFoundError):  # refused before anything was accepted
-        await first.chat.completions.create(model="no-such-model", messages=hi)  # type: ignore[arg-type]
+    experiment = {"x-tollgate-experiment": "e", "x-tollgate-variant": "v"}  # replay keys only
+    with pytest.raises(openai.PermissionDeniedError):  # refused before anything was accepted
+        await first.chat.completions.create(model="gpt-4o", messages=hi, extra_headers=experiment)  # type: ignore[arg-type]
     with pytest.raises(openai.BadRequestError):
         await first.chat.completions.create(model="gpt-4o", messages=hi, temperature=3)  # type: ignore[arg-type]
     answered = time.monotonic()
@@ -119,7 +120,7 @@ async def test_tokens_and_cost_in_clickhouse_equal_what_was_served(
     )
     assert refused == [
         [400, "invalid_request_error", "gpt-4o", 1],
-        [404, "invalid_request_error", "no-such-model", 1],
+        [403, "invalid_request_error", "gpt-4o", 1],
     ]
     leaked = await wait_for_sql(
         config, f"SELECT count() FROM request_log WHERE event LIKE '%{TEST_KEY}%'", [[0]]
