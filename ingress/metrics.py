@@ -20,6 +20,12 @@ from ingress.routing.deployments import LiveDeployment
 from schemas.pricing import Price
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+LAG_BUCKETS = (
+    *(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75),
+    *(1, 1.5, 2.5, 5, 10, 20, 30, 60),
+)
+"""Fine around the admission lag's 250 ms target, and wide: under saturation a p99 past
+the top bucket would read as the top bucket."""
 BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
@@ -108,7 +114,7 @@ class Metrics:
         self.admission_lag = Histogram(
             "tollgate_admission_state_lag_seconds",
             "From admitting a request to the processors' published state counting it",
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1, 2.5, 5, 10),
+            buckets=LAG_BUCKETS,
             registry=r,
         )
         self.admission_age = Gauge(
