@@ -97,6 +97,20 @@ class Call:
     variant: str = ""
     """Set by a replay key's headers or a live split; on every event of the call."""
 
+    def identity(self) -> dict[str, Any]:
+        """The fields every event of the call carries: whose request, and its experiment."""
+        who = self.who
+        return {
+            "request_id": self.rid,
+            "tenant": who.tenant,
+            "key_id": who.key_id,
+            "team": who.team,
+            "user": who.user,
+            "org": who.org,
+            "experiment": self.experiment,
+            "variant": self.variant,
+        }
+
     def response_headers(self, target: Target | None, attempts: int = 1) -> dict[str, str]:
         headers = {"x-request-id": self.rid, **self.ticket.headers}
         if self.experiment:
@@ -209,24 +223,17 @@ class Gateway:
         self.publisher.publish(
             REQUESTS.name,
             RequestReceived(
-                request_id=call.rid,
-                tenant=who.tenant,
-                key_id=who.key_id,
+                **call.identity(),
                 endpoint=call.endpoint,
                 model=model,
                 stream=stream,
                 body=stored,
-                team=who.team,
-                user=who.user,
-                org=who.org,
                 deployment=call.deployment,
                 est_usd=str(ticket.usd),
                 est_tokens=ticket.tokens,
                 prompt_tokens=prompt,
                 body_kept=kept,
                 guard=verdict,
-                experiment=call.experiment,
-                variant=call.variant,
             ),
             None if entry is None else lambda p, o: self.admission.local.acked(entry, p, o),
         )
@@ -279,9 +286,7 @@ class Gateway:
         self.publisher.publish(
             REQUESTS.name,
             ResponseCompleted(
-                request_id=call.rid,
-                tenant=call.who.tenant,
-                key_id=call.who.key_id,
+                **call.identity(),
                 provider=provider,
                 model=target.public_model,
                 status=status,
@@ -296,13 +301,8 @@ class Gateway:
                 ttft_ms=ttft_ms,
                 disconnected=disconnected,
                 attempts=attempts,
-                team=call.who.team,
-                user=call.who.user,
-                org=call.who.org,
                 outputs_kept=kept,
                 guard=verdict,
-                experiment=call.experiment,
-                variant=call.variant,
             ),
         )
         m = self.metrics
@@ -360,9 +360,7 @@ class Gateway:
         self.publisher.publish(
             REQUESTS.name,
             ResponseFailed(
-                request_id=call.rid,
-                tenant=call.who.tenant,
-                key_id=call.who.key_id,
+                **call.identity(),
                 provider=str(last.get("provider") or ""),
                 model=call.model,
                 status=error.status,
@@ -373,11 +371,6 @@ class Gateway:
                 stream=call.stream,
                 attempts=error.attempts,
                 deployment=str(last.get("deployment") or call.deployment),
-                team=call.who.team,
-                user=call.who.user,
-                org=call.who.org,
-                experiment=call.experiment,
-                variant=call.variant,
             ),
         )
 
@@ -386,9 +379,7 @@ class Gateway:
         self.publisher.publish(
             REQUESTS.name,
             RequestRefused(
-                request_id=call.rid,
-                tenant=call.who.tenant,
-                key_id=call.who.key_id,
+                **call.identity(),
                 model=call.model,
                 status=error.status,
                 error_type=error.type,
@@ -396,10 +387,5 @@ class Gateway:
                 error_message=error.message[:2000],
                 endpoint=call.endpoint,
                 stream=call.stream,
-                team=call.who.team,
-                user=call.who.user,
-                org=call.who.org,
-                experiment=call.experiment,
-                variant=call.variant,
             ),
         )
