@@ -42,6 +42,10 @@ from schemas.events import (
 )
 from schemas.topics import REQUESTS
 
+EVENT_TEXT_MAX = 512 * 1024
+"""A request body or an answer's texts larger than this (in bytes) are left out of their
+event (kept: ``too_large``): Kafka refuses a record past its message size (1 MB by
+default), and a refused record would stop every event behind it."""
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TAG = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 EXPERIMENT_HEADER = "x-tollgate-experiment"
@@ -69,6 +73,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _utf8_size(texts: list[str]) -> int:
+    return sum(len(text.encode()) for text in texts)
+
+
 def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
@@ -84,6 +92,8 @@ class Call:
     done: Callable[[], None]
     headers: dict[str, str]
     started: float = field(default_factory=time.perf_counter)
+    size: int = 0
+    """The request body's bytes."""
     model: str = ""
     stream: bool = False
     published: bool = False
@@ -143,10 +153,11 @@ class Gateway:
         rid = request.state.request_id = request_id_of(request)
         request_id_var.set(rid)
         who = self.keys.authenticate_headers(request.headers)
-        body = parse_json_object(await read_body(request, self.max_body_bytes))
+        raw = await read_body(request, self.max_body_bytes)
+        body = parse_json_object(raw)
         runtime = self.runtime
         headers = {k: v for k, v in request.headers.items() if k.startswith("x-")}
-        call = Call(rid, who, endpoint, runtime, runtime.enter(), headers)
+        call = Call(rid, who, endpoint, runtime, runtime.enter(), headers, size=len(raw))
         named = body.get("model")
         call.model = named[:200] if isinstance(named, str) else ""  # for a refusal's record
         return call, body
@@ -217,6 +228,8 @@ class Gateway:
         stored, kept, verdict = body, "full", None
         if inspection is not None:
             stored, kept, verdict = inspection.stored, inspection.body_kept, inspection.verdict
+        if call.size > EVENT_TEXT_MAX and kept != "none":
+            stored, kept = {}, "too_large"
         prompt = ticket.prompt_tokens
         if prompt is None and kept != "full":  # the log cannot tell what was sent: count it
             prompt = input_tokens(body if inspection is None else inspection.forward, model)
@@ -283,6 +296,8 @@ class Gateway:
         kept, verdict = "full", None
         if call.inspection is not None:
             outputs, kept, verdict = event_outputs(call.inspection, call.output, outputs)
+        if sum(map(len, outputs)) * 4 > EVENT_TEXT_MAX and _utf8_size(outputs) > EVENT_TEXT_MAX:
+            outputs, kept = [], "too_large"
         self.publisher.publish(
             REQUESTS.name,
             ResponseCompleted(

@@ -47,6 +47,9 @@ from schemas.events import Event
 
 log = logging.getLogger("tollgate.ingress.publisher")
 BATCH = 500
+MAX_EVENT_BYTES = 1_000_000
+"""Below the producer's request size and the broker's message size (1 MiB and ~1 MB by
+default): a larger record is refused, and the sender would retry it forever."""
 SPILL_CHUNK = 10_000
 SPILL_TICK_S = 0.5
 SPOOL_RETRY_S = 10.0
@@ -141,7 +144,19 @@ class EventPublisher:
             log.error("event queue full (%d): dropped %s %s", self.max_events, event.TYPE, event.id)
             return
         key = event.tenant.encode() if key is None else key
-        self._queue.append(Outgoing(topic, key, event.encode(), acked))
+        value = event.encode()
+        if len(value) > MAX_EVENT_BYTES:  # Kafka would refuse it, and it would block the rest
+            self.dropped += 1
+            log.error(
+                "%s %s is %d bytes, past the %d Kafka takes: dropped (the gateway leaves large "
+                "bodies out of events, so this is a bug: please report it)",
+                event.TYPE,
+                event.id,
+                len(value),
+                MAX_EVENT_BYTES,
+            )
+            return
+        self._queue.append(Outgoing(topic, key, value, acked))
         self._wakeup.set()
         if len(self._queue) >= self.spill_at:
             self._spill_wakeup.set()

@@ -170,3 +170,20 @@ async def test_a_spool_in_use_elsewhere_is_reported_and_memory_carries_on(
     await publisher.close(flush_s=0.5)
     assert publisher.dropped == 10  # counted, not silently lost
     holder.close()
+
+
+async def test_an_event_kafka_would_refuse_is_dropped_and_the_rest_flow(
+    kafka: LocalKafka, tmp_path: Path
+) -> None:
+    tenant = f"huge-{uuid.uuid4().hex[:8]}"
+    huge, *small = _events(tenant, 4)
+    huge.body = {"pad": "x" * (2 * MiB)}  # past Kafka's message size: refused, never sent
+    publisher = EventPublisher(kafka.bootstrap_servers, max_events=100, spool_dir=tmp_path)
+    publisher.start()
+    for event in (huge, *small):
+        publisher.publish(REQUESTS.name, event)
+    await _until(lambda: publisher.backlog == 0)
+    await publisher.close()
+    assert publisher.dropped == 1 and publisher.connected
+    ids = await _ids_on_kafka(kafka.bootstrap_servers, tenant, 3)
+    assert ids == [e.id for e in small]

@@ -153,6 +153,30 @@ async def test_tiktoken_counts_when_the_upstream_omits_usage(
     assert Usage(prompt_tokens=prompt, completion_tokens=9).total_tokens == prompt + 9
 
 
+async def test_a_prompt_too_large_for_an_event_is_served_billed_and_left_out(
+    stack: tuple[TollgateConfig, Path],
+) -> None:
+    """Kafka refuses records past ~1 MB; the event keeps the prompt's token count instead."""
+    config, _ = stack
+    client = gateway_client(config, TEST_KEY)
+    messages = [{"role": "user", "content": "word " * 150_000}]  # 750 KB
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=messages,  # type: ignore[arg-type]
+        max_tokens=4,
+        extra_body={"metadata": {"fake_omit_usage": "1"}},  # the processors count it
+    )
+    rid = raw.headers["x-request-id"]
+    rows = await wait_for_sql(
+        config,
+        "SELECT u.prompt_tokens, r.body_kept FROM usage AS u FINAL JOIN "
+        "(SELECT request_id, body_kept FROM request_log FINAL WHERE type = 'request.received') "
+        f"AS r USING request_id WHERE u.request_id = '{rid}'",
+        lambda r: len(r) == 1,
+    )
+    assert rows == [[count_chat_prompt(messages, "gpt-4o-mini"), "too_large"]]
+
+
 def test_tollgate_sql_command_reads_through_the_sink(stack: tuple[TollgateConfig, Path]) -> None:
     _, path = stack
     result = subprocess.run(
