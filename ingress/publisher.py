@@ -42,6 +42,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from ingress.record_batches import send_batches
 from ingress.spool import Spool
 from schemas.events import Event
 
@@ -296,12 +297,11 @@ class EventPublisher:
             log.info("spool drained")
 
     async def _send(self, producer: AIOKafkaProducer, batch: list[Outgoing]) -> None:
-        futures = [await producer.send(o.topic, o.value, key=o.key) for o in batch]
-        sent = await asyncio.gather(*futures)
-        for outgoing, meta in zip(batch, sent, strict=True):
+        placed = await send_batches(producer, [(o.topic, o.key, o.value) for o in batch])
+        for outgoing, (partition, offset) in zip(batch, placed, strict=True):
             if outgoing.acked is not None:
                 try:
-                    outgoing.acked(meta.partition, meta.offset)
+                    outgoing.acked(partition, offset)
                 except Exception:  # a listener's bug must not resend the batch
                     log.exception("acknowledgement listener failed")
 
@@ -311,6 +311,7 @@ class EventPublisher:
                 bootstrap_servers=self.bootstrap_servers,
                 enable_idempotence=True,
                 linger_ms=2,
+                max_batch_size=256 * 1024,  # a batch of events per partition and request
                 request_timeout_ms=10000,
                 compression_type=None,
             )
