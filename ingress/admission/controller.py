@@ -34,7 +34,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, Literal
 
-from ingress.admission.estimate import estimate_with_prompt
+from ingress.admission.estimate import estimate
 from ingress.admission.local import Admitted, LocalAdmissions, Totals
 from ingress.admission.view import AdmissionView
 from ingress.auth import Principal
@@ -115,9 +115,7 @@ class Admission:
                 code="admission_state_stale",
                 headers={"retry-after": "5"},
             )
-        usd, tokens, prompt = estimate_with_prompt(
-            body, model, price, self.settings.default_max_tokens
-        )
+        usd, tokens, prompt = estimate(body, model, price, self.settings.default_max_tokens)
         headers: dict[str, str] = {}
         replicas = self.view.live_replicas(self.replica, now)
         self._check_budgets(budgets, usd, tokens, now=now, replicas=replicas, headers=headers)

@@ -37,19 +37,12 @@ def _output_tokens(body: dict[str, Any], default: int) -> int:
     return limit * (choices if isinstance(choices, int) and choices > 0 else 1)
 
 
-def estimate_with_prompt(
+def estimate(
     body: dict[str, Any], model: str, price: Price | None, default_max_tokens: int
 ) -> tuple[Decimal, int, int]:
-    """``estimate`` and the prompt tokens it counted (published, so nobody counts again)."""
+    """(USD, tokens) this request may cost at most, as far as can be known before it runs,
+    and the prompt tokens counted for it (published, so nobody counts them again)."""
     prompt = input_tokens(body, model)
     output = _output_tokens(body, default_max_tokens)
     usd = price.cost(Usage(prompt_tokens=prompt, completion_tokens=output)) if price else Decimal(0)
     return usd, prompt + output, prompt
-
-
-def estimate(
-    body: dict[str, Any], model: str, price: Price | None, default_max_tokens: int
-) -> tuple[Decimal, int]:
-    """(USD, tokens) this request may cost at most, as far as can be known before it runs."""
-    usd, tokens, _ = estimate_with_prompt(body, model, price, default_max_tokens)
-    return usd, tokens

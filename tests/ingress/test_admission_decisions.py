@@ -243,8 +243,9 @@ def test_the_estimate_is_prompt_plus_the_most_it_may_generate() -> None:
     embedding = estimate({"input": ["hello world", [1, 2, 3]]}, "text-embedding-3-small", None, 9)
     assert embedding[1] == 2 + 3
     price = Price(model="gpt-4o-mini", input=Decimal("1"), output=Decimal("2"))
-    usd, tokens = estimate(BODY, "gpt-4o-mini", price, 1024)
+    usd, tokens, counted = estimate(BODY, "gpt-4o-mini", price, 1024)
     assert usd == (Decimal(prompt) * 1 + Decimal(10) * 2) / 1_000_000 and tokens == prompt + 10
+    assert counted == prompt
 
 
 def _peer(admission: Admission, ts: int) -> None:
