@@ -14,13 +14,16 @@ import logging
 import time
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import faust
 from faust.streams import _current_event
+from faust.types import TP, StoreT
 
 from processors.dead_letter import dead_lettering_topic
 from processors.metering.ledger import Ledger, Rules, WriteBehind
+from processors.record_batches import RecordBatches
 from schemas.codec import EVENT_CODEC
 from schemas.events import Event, MeterProgress, MeterState, from_dict
 from schemas.pricing import PriceBook
@@ -50,13 +53,6 @@ def acting_for(event: faust.EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
-async def produce(app: faust.App, topic: str, key: str, event: Event) -> None:
-    """Straight to Faust's producer: its channel layer (``Topic.send``) cost as much per
-    record as the ledger, and it may yield between sends. The commit still flushes the
-    producer before offsets are committed."""
-    await app.producer.send(topic, key.encode(), event.encode(), None, None, None)
-
-
 class StatePublisher:
     """Collects changed meter states between ticks; the newest state of a meter wins."""
 
@@ -67,6 +63,7 @@ class StatePublisher:
         self.progress: dict[int, int] = {}
         self.sent: dict[int, tuple[int, float]] = {}
         self.republished = False
+        self.records = RecordBatches(app.producer._ensure_producer)  # type: ignore[attr-defined]
 
     def touched(self, states: dict[str, MeterState], partition: int, offset: int) -> None:
         self.dirty.update(states)
@@ -89,11 +86,10 @@ class StatePublisher:
         # progress must never claim an offset whose states are not in this flush.
         dirty, self.dirty = self.dirty, {}
         progress = dict(self.progress)
-        # With no real wait between the sends, a flush's states and its progress marks leave
-        # in one produce request: a reader never applies a state long before the mark that
-        # says what it covers (through Faust's channel layer the states went out alone).
+        # A flush's states and then its progress marks go out as one record batch: a
+        # reader never applies a state long before the mark that says what it covers.
         for key, state in dirty.items():
-            await produce(self.app, ADMISSION.name, key.removeprefix("m:"), state)
+            await self._add(key.removeprefix("m:"), state)
         now = time.monotonic()
         for partition in partitions:
             offset = progress.get(partition, -1)
@@ -102,7 +98,11 @@ class StatePublisher:
                 continue
             self.sent[partition] = (offset, now)
             mark = MeterProgress(request_id="", tenant="", partition=partition, offset=offset)
-            await produce(self.app, ADMISSION.name, f"progress#{partition}", mark)
+            await self._add(f"progress#{partition}", mark)
+        await self.records.send()
+
+    async def _add(self, key: str, event: Event) -> None:
+        await self.records.add_keyed(ADMISSION.name, key.encode(), event.encode())
 
     def _load_recovered(self, partitions: list[int]) -> None:
         """After a start or rebalance: every recovered meter once, and where each stopped."""
@@ -117,17 +117,41 @@ class StatePublisher:
         log.info("republishing %d recovered meter states", len(self.dirty))
 
 
+class TableWriter:
+    """A batch's writes to the ledger: into its store and into its changelog as record
+    batches, not through Faust's ``table[key] = value`` (one producer-buffer send per
+    key, see ``processors.record_batches``)."""
+
+    def __init__(self, table: faust.Table, records: RecordBatches) -> None:
+        self.table = table
+        self.store = cast(StoreT, table.data)
+        self.records = records
+        self.last_of: dict[int, faust.EventT] = {}
+        """Per partition, the batch's last event of it: the store's partition comes from it."""
+
+    def __call__(self, partition: int, writes: list[tuple[str, Any]]) -> None:
+        with acting_for(self.last_of[partition]):
+            for key, value in writes:
+                self.store[key] = value
+        changelog = self.table.changelog_topic
+        topic = changelog.get_topic_name()
+        # where a restart resumes reading the changelog into RocksDB, once Kafka has the
+        # batch (Faust's ``_on_changelog_sent`` does this for its own sends)
+        persisted = partial(self.store.set_persisted_offset, TP(topic, partition))
+        for key, value in writes:
+            raw_key, _ = changelog.prepare_key(key, self.table.key_serializer)
+            raw_value, _ = changelog.prepare_value(value, self.table.value_serializer)
+            self.records.add(topic, partition, raw_key, raw_value, persisted)
+
+
 def register(app: faust.App, prices: PriceBook, rules: Rules, interval_s: float) -> None:
     requests = dead_lettering_topic(
         app, REQUESTS.name, partitions=REQUESTS.partitions, value_serializer=EVENT_CODEC
     )
-    table = app.Table("ledger", partitions=REQUESTS.partitions)
-    last_of: dict[int, faust.EventT] = {}
-
-    def write(partition: int, writes: list[tuple[str, Any]]) -> None:
-        with acting_for(last_of[partition]):
-            for key, value in writes:
-                table[key] = value
+    table = cast(faust.Table, app.Table("ledger", partitions=REQUESTS.partitions))
+    records = RecordBatches(app.producer._ensure_producer)  # type: ignore[attr-defined]
+    write = TableWriter(table, records)
+    last_of = write.last_of
 
     batch = WriteBehind(table, write)
     ledger = Ledger(batch, rules, prices)
@@ -150,7 +174,8 @@ def register(app: faust.App, prices: PriceBook, rules: Rules, interval_s: float)
             batch.flush()  # in the table before the batch is acknowledged
             last_of.clear()
             for record in billed:
-                await produce(app, USAGE.name, record.tenant, record)
+                await records.add_keyed(USAGE.name, record.tenant.encode(), record.encode())
+            await records.send()
 
     @app.timer(interval=interval_s, name="publish-meter-states")
     async def publish_states() -> None:
