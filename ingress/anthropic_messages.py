@@ -59,10 +59,10 @@ class MessagesService:
             call, body = await self.gw.open(request, ENDPOINT)
             canonical = to_canonical(body)
             model = canonical["model"]
-            targets = self.gw.route(call, model, canonical)
+            targets = await self.gw.route(call, model, canonical)
             call.stream = bool(canonical.get("stream"))
             # the canonical body: what replays and token counting read, whatever the door
-            canonical = self.gw.received(call, model, call.stream, canonical)
+            canonical = await self.gw.received(call, model, call.stream, canonical)
             if call.stream:
                 response = await self._stream(call, canonical, targets)
                 streaming = True

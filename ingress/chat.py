@@ -45,9 +45,9 @@ class ChatService:
         try:
             check_chat_request(body)
             model = body["model"]
-            targets = self.gw.route(call, model, body)
+            targets = await self.gw.route(call, model, body)
             call.stream = bool(body.get("stream"))
-            body = self.gw.received(call, model, call.stream, body)  # as the guards allow
+            body = await self.gw.received(call, model, call.stream, body)  # as the guards allow
             tokens = estimate_tokens(int(request.headers.get("content-length") or 0), body)
             if call.stream:
                 response = await self._stream(call, body, targets, tokens)

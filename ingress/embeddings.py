@@ -26,8 +26,8 @@ class EmbeddingsService:
         try:
             texts = check_embeddings_request(body)
             model = body["model"]
-            targets = self.gw.route(call, model, body)
-            body = self.gw.received(call, model, False, body)  # as the guards allow
+            targets = await self.gw.route(call, model, body)
+            body = await self.gw.received(call, model, False, body)  # as the guards allow
 
             async def attempt(t: Target) -> dict[str, Any]:
                 p = t.deployment.provider

@@ -98,11 +98,11 @@ class Admission:
         price: Price | None,
         *,
         experiment: str = "",
+        prompt_tokens: int | None = None,
     ) -> Ticket:
+        """Admits or raises; ``prompt_tokens`` if already counted (else counted here)."""
         self._check_guard_block(who)
-        subjects = _subjects(who, model, deployment, experiment)
-        budgets = budget_meters(self.budgets, subjects)
-        rates = rate_meters(self.rate_limits, subjects)
+        budgets, rates = self._meters(who, model, deployment, experiment)
         if not budgets and not rates:
             return NOT_METERED
         now = now_ms()
@@ -115,13 +115,28 @@ class Admission:
                 code="admission_state_stale",
                 headers={"retry-after": "5"},
             )
-        usd, tokens, prompt = estimate(body, model, price, self.settings.default_max_tokens)
+        usd, tokens, prompt = estimate(
+            body, model, price, self.settings.default_max_tokens, prompt_tokens
+        )
         headers: dict[str, str] = {}
         replicas = self.view.live_replicas(self.replica, now)
         self._check_budgets(budgets, usd, tokens, now=now, replicas=replicas, headers=headers)
         self._check_rates(rates, tokens, now=now, replicas=replicas, headers=headers)
         meters = tuple(m.id for _, m in budgets) + tuple(m.id for _, m in rates)
         return Ticket(self.local.add(meters, usd, tokens), usd, tokens, headers, prompt)
+
+    def metered(
+        self, who: Principal, model: str, deployment: str | None, experiment: str = ""
+    ) -> bool:
+        """Whether ``check`` would count this request against any budget or rate limit."""
+        budgets, rates = self._meters(who, model, deployment, experiment)
+        return bool(budgets or rates)
+
+    def _meters(
+        self, who: Principal, model: str, deployment: str | None, experiment: str
+    ) -> tuple[list[tuple[BudgetSettings, Meter]], list[tuple[RateLimitSettings, Meter]]]:
+        subjects = _subjects(who, model, deployment, experiment)
+        return budget_meters(self.budgets, subjects), rate_meters(self.rate_limits, subjects)
 
     # -- keys the guards escalated -------------------------------------------------------
 

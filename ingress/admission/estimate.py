@@ -38,11 +38,17 @@ def _output_tokens(body: dict[str, Any], default: int) -> int:
 
 
 def estimate(
-    body: dict[str, Any], model: str, price: Price | None, default_max_tokens: int
+    body: dict[str, Any],
+    model: str,
+    price: Price | None,
+    default_max_tokens: int,
+    prompt: int | None = None,
 ) -> tuple[Decimal, int, int]:
     """(USD, tokens) this request may cost at most, as far as can be known before it runs,
-    and the prompt tokens counted for it (published, so nobody counts them again)."""
-    prompt = input_tokens(body, model)
+    and the prompt tokens counted for it (published, so nobody counts them again). A
+    ``prompt`` already counted (off the event loop, for a large body) is used as is."""
+    if prompt is None:
+        prompt = input_tokens(body, model)
     output = _output_tokens(body, default_max_tokens)
     usd = price.cost(Usage(prompt_tokens=prompt, completion_tokens=output)) if price else Decimal(0)
     return usd, prompt + output, prompt
