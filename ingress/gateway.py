@@ -41,6 +41,7 @@ from schemas.events import (
     ResponseFailed,
     new_event_id,
 )
+from schemas.tokens import count_text
 from schemas.topics import REQUESTS
 
 EVENT_TEXT_MAX = 512 * 1024
@@ -165,6 +166,8 @@ class Gateway:
         self.metrics = metrics
         self.runtime = runtime
         self.max_body_bytes = max_body_bytes
+        self._counting: set[asyncio.Task[None]] = set()
+        """Large answers being counted off the loop before their event is published."""
 
     async def open(self, request: Request, endpoint: str) -> tuple[Call, dict[str, Any]]:
         rid = request.state.request_id = request_id_of(request)
@@ -318,33 +321,34 @@ class Gateway:
     ) -> None:
         latency = _ms_since(call.started)
         provider = target.deployment.provider.name
-        kept, verdict = "full", None
+        answered, kept, verdict = outputs, "full", None
         if call.inspection is not None:
             outputs, kept, verdict = event_outputs(call.inspection, call.output, outputs)
         if sum(map(len, outputs)) * 4 > EVENT_TEXT_MAX and _utf8_size(outputs) > EVENT_TEXT_MAX:
             outputs, kept = [], "too_large"
-        self.publisher.publish(
-            REQUESTS.name,
-            ResponseCompleted(
-                **call.identity(),
-                provider=provider,
-                model=target.public_model,
-                status=status,
-                latency_ms=latency,
-                outputs=outputs,
-                finish_reason=finish_reason,
-                usage=usage,
-                endpoint=call.endpoint,
-                deployment=target.deployment.id,
-                upstream_model=target.upstream_model,
-                stream=call.stream,
-                ttft_ms=ttft_ms,
-                disconnected=disconnected,
-                attempts=attempts,
-                outputs_kept=kept,
-                guard=verdict,
-            ),
+        event = ResponseCompleted(
+            **call.identity(),
+            provider=provider,
+            model=target.public_model,
+            status=status,
+            latency_ms=latency,
+            outputs=outputs,
+            finish_reason=finish_reason,
+            usage=usage,
+            endpoint=call.endpoint,
+            deployment=target.deployment.id,
+            upstream_model=target.upstream_model,
+            stream=call.stream,
+            ttft_ms=ttft_ms,
+            disconnected=disconnected,
+            attempts=attempts,
+            outputs_kept=kept,
+            guard=verdict,
         )
+        if usage or kept == "full":
+            self.publisher.publish(REQUESTS.name, event)
+        else:  # the processors cannot count what the event leaves out: count it here
+            self._publish_counted(event, answered)
         m = self.metrics
         m.child(m.requests, call.endpoint, target.public_model, str(status)).inc()
         m.child(m.latency, call.endpoint, provider).observe(latency / 1000)
@@ -359,6 +363,23 @@ class Gateway:
                 target.public_model, where
             )
             m.usage(target.public_model, usage, price)
+
+    def _publish_counted(self, event: ResponseCompleted, answered: list[str]) -> None:
+        """With the answer's tokens; a large answer is counted in a worker thread."""
+        model = event.model
+        if sum(map(len, answered)) <= OFF_LOOP_BYTES // 4:
+            event.completion_tokens = sum(count_text(text, model) for text in answered)
+            self.publisher.publish(REQUESTS.name, event)
+            return
+
+        async def counted() -> None:
+            count = await asyncio.to_thread(lambda: sum(count_text(t, model) for t in answered))
+            event.completion_tokens = count
+            self.publisher.publish(REQUESTS.name, event)
+
+        task = asyncio.get_running_loop().create_task(counted())
+        self._counting.add(task)
+        task.add_done_callback(self._counting.discard)
 
     def stream_ended(
         self,

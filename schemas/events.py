@@ -153,8 +153,11 @@ class ResponseCompleted(Event):
     user: str | None = None
     org: str | None = None
     outputs_kept: str = "full"
-    """What ``outputs`` hold under the body policy (as ``RequestReceived.body_kept``);
-    usage is counted from the provider's report, so ``none`` loses no cost."""
+    """What ``outputs`` hold under the body policy (as ``RequestReceived.body_kept``)."""
+    completion_tokens: int | None = None
+    """The answer's tokens by tiktoken, counted by the ingress when the provider reported
+    no usage and ``outputs`` are not the whole answer (``outputs_kept`` is not ``full``):
+    the processors cannot count what the event does not hold."""
     guard: dict[str, Any] | None = None
     """The output guard's verdict (PII leaks, blocked topics), as on the request."""
     experiment: str = ""

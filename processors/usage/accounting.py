@@ -34,7 +34,9 @@ def usage_of(response: ResponseCompleted, counted_prompt_tokens: int | None) -> 
         return Usage.from_openai(response.usage), "provider"
     if counted_prompt_tokens is None:
         raise ValueError(f"request {response.request_id}: no provider usage and no prompt count")
-    completion = sum(count_text(text, response.model) for text in response.outputs)
+    completion = response.completion_tokens
+    if completion is None:
+        completion = sum(count_text(text, response.model) for text in response.outputs)
     return Usage(prompt_tokens=counted_prompt_tokens, completion_tokens=completion), "tiktoken"
 
 

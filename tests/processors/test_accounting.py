@@ -7,6 +7,7 @@ from decimal import Decimal
 from processors.usage.accounting import record_usage
 from schemas.events import ResponseCompleted
 from schemas.pricing import Price, build_price_book
+from schemas.tokens import count_text
 
 USAGE = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000, "total_tokens": 2_000_000}
 
@@ -60,3 +61,22 @@ def test_audio_and_image_tokens_are_recorded_apart() -> None:
     recorded = record_usage(answer, None, build_price_book([]))
     parts = (recorded.audio_prompt_tokens, recorded.image_prompt_tokens)
     assert (*parts, recorded.audio_completion_tokens) == (7, 11, 5)
+
+
+def test_the_ingress_count_bills_an_answer_the_event_does_not_hold() -> None:
+    """No provider usage and outputs left out (body policy ``none``): the ingress's count."""
+    book = build_price_book([])
+    left_out = response("gpt-4o-mini", "")
+    left_out.usage, left_out.outputs, left_out.outputs_kept = None, [], "none"
+    left_out.completion_tokens = 57
+    usage = record_usage(left_out, 12, book)
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.token_source) == (
+        12,
+        57,
+        "tiktoken",
+    )
+    whole = response("gpt-4o-mini", "")
+    whole.usage, whole.outputs = None, ["four words of answer"]
+    assert record_usage(whole, 12, book).completion_tokens == count_text(
+        "four words of answer", "gpt-4o-mini"
+    )

@@ -4,6 +4,7 @@ redacted original; blocked requests never reach it and are still recorded."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from infra.fake_upstream.server import BackgroundFakeUpstream
 from ingress.app import create_app
 from schemas.events import Event, RequestReceived, ResponseCompleted, ResponseFailed
-from schemas.tokens import count_chat_prompt
+from schemas.tokens import count_chat_prompt, count_text
 from tests.harness import TEST_KEY, free_port, write_config
 
 AUTH = {"authorization": f"Bearer {TEST_KEY}"}
@@ -416,3 +417,35 @@ async def test_request_received_carries_the_prompt_count_when_the_log_cannot_or_
         expected = count_chat_prompt(body["messages"], "gpt-4o-mini")
         assert received.prompt_tokens == (expected if counted else None)
         assert (received.body == {}) == (guards is not None)
+
+
+@pytest.mark.parametrize(
+    ("body_policy", "chunks"),
+    [("none", 6), ("redacted", 6), ("full", 6), ("none", 16_000)],  # the last: off the loop
+)
+async def test_a_stream_broken_before_its_usage_carries_the_answers_token_count(
+    tmp_path: Path, fake: BackgroundFakeUpstream, body_policy: str, chunks: int
+) -> None:
+    """No usage reaches the gateway (the provider broke the stream), and the event keeps
+    less than the answer: the ingress counts what was generated, or it would bill nothing."""
+    body = chat("Tell me a long story, please.", stream=True, max_tokens=2 * chunks)
+    async for client, events in _gateway(tmp_path, fake, {"body": body_policy}):
+        async with httpx.AsyncClient() as http:
+            fault = {"after_chunks": chunks}
+            queued = await http.post(f"{fake.root_url}/_fake/faults", json=fault)
+        assert queued.status_code < 300, queued.text
+        async with client.stream("POST", "/v1/chat/completions", json=body, headers=AUTH) as answer:
+            text, frames = await read_stream(answer)
+        assert text and "error" in frames[-1], frames[-1]
+        for _ in range(100):  # a large answer is counted in a worker thread, then published
+            if of_type(events, ResponseCompleted):
+                break
+            await asyncio.sleep(0.05)
+        [completed] = of_type(events, ResponseCompleted)
+        assert completed.usage is None
+        assert len(text) > 65_536 or chunks < 100
+        if body_policy == "full":  # the processors count the outputs themselves
+            assert completed.outputs == [text] and completed.completion_tokens is None
+        else:
+            assert completed.outputs_kept == body_policy
+            assert completed.completion_tokens == count_text(text, "gpt-4o-mini") > 0
