@@ -30,9 +30,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from infra.processes import terminate_group
-from schemas.events import RequestReceived, ResponseCompleted
 from schemas.topics import REQUESTS
 from tests.bench.stages import spawn, wait_worker_ready
+from tests.events import answered
 from tests.harness import running_broker, write_config
 from tests.kafka_io import await_progress, watch_progress
 
@@ -50,26 +50,14 @@ def _pairs(requests: int, tenants: int, key_id: str) -> list[tuple[bytes, bytes]
     for i in range(requests):
         tenant = f"bench-{i % tenants}"
         rid = f"req-{i:08d}"
-        received = RequestReceived(
-            request_id=rid,
-            tenant=tenant,
+        received, completed = answered(
+            tenant,
+            rid,
             key_id=key_id,
-            endpoint="/v1/chat/completions",
-            model="gpt-4o-mini",
-            body={"messages": [{"role": "user", "content": f"Benchmark me, briefly. {i}"}]},
+            messages=[{"role": "user", "content": f"Benchmark me, briefly. {i}"}],
             est_usd="0.0000123",
             est_tokens=40,
-        )
-        completed = ResponseCompleted(
-            request_id=rid,
-            tenant=tenant,
-            key_id=key_id,
-            provider="fake",
-            model="gpt-4o-mini",
-            status=200,
-            latency_ms=3.0,
             outputs=["A short answer of about sixteen tokens for the benchmark to count."],
-            finish_reason="stop",
             usage={"prompt_tokens": 14, "completion_tokens": 16, "total_tokens": 30},
             deployment="gpt-4o-mini",
         )

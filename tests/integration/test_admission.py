@@ -19,12 +19,11 @@ from infra.stack import Stack
 from schemas.config import TollgateConfig
 from schemas.events import (
     AlertRaised,
-    RequestReceived,
-    ResponseCompleted,
     decode,
 )
 from schemas.meters import period_bounds
 from schemas.topics import ALERTS, REQUESTS
+from tests.events import answered
 from tests.harness import TEST_KEY, start_stack, write_config
 from tests.kafka_io import collect, latest_meter_states, produce
 
@@ -101,25 +100,9 @@ async def _ask(config: TollgateConfig, key: str, max_tokens: int = 8) -> httpx.R
 def _spent_elsewhere(tenant: str, tokens: int) -> list[Any]:
     """What another ingress replica would have published for one big request."""
     rid = f"elsewhere-{time.monotonic_ns()}"
-    request = RequestReceived(
-        request_id=rid,
-        tenant=tenant,
-        key_id="another-replica",
-        endpoint="/v1/chat/completions",
-        model="gpt-4o-mini",
-        body={"messages": [{"role": "user", "content": "x"}]},
-    )
-    response = ResponseCompleted(
-        request_id=rid,
-        tenant=tenant,
-        key_id="another-replica",
-        provider="fake",
-        model="gpt-4o-mini",
-        status=200,
-        latency_ms=5.0,
-        usage={"prompt_tokens": tokens // 2, "completion_tokens": tokens - tokens // 2},
-    )
-    return [request, response]
+    usage = {"prompt_tokens": tokens // 2, "completion_tokens": tokens - tokens // 2}
+    message = [{"role": "user", "content": "x"}]
+    return [*answered(tenant, rid, usage=usage, messages=message, key_id="another-replica")]
 
 
 async def _start_of_a_fresh_period(budget: Any) -> int:

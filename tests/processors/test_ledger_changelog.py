@@ -12,8 +12,9 @@ import pytest
 
 from infra.kafka.broker import LocalKafka
 from infra.stack import Stack
-from schemas.events import Event, MeterState, RequestReceived, ResponseCompleted
+from schemas.events import Event, MeterState
 from schemas.topics import REQUESTS
+from tests.events import answered
 from tests.harness import write_config
 from tests.kafka_io import collect, latest_meter_states, produce
 
@@ -23,29 +24,8 @@ TOKENS = 30
 
 
 def _pair(tenant: str, rid: str) -> list[Event]:
-    received = RequestReceived(
-        request_id=rid,
-        tenant=tenant,
-        key_id="k",
-        endpoint="/v1/chat/completions",
-        model="gpt-4o-mini",
-        body={"messages": [{"role": "user", "content": "Count me."}]},
-        est_usd="0.0001",
-        est_tokens=100,
-    )
-    completed = ResponseCompleted(
-        request_id=rid,
-        tenant=tenant,
-        key_id="k",
-        provider="fake",
-        model="gpt-4o-mini",
-        status=200,
-        latency_ms=3.0,
-        outputs=["Counted."],
-        finish_reason="stop",
-        usage={"prompt_tokens": 14, "completion_tokens": 16, "total_tokens": TOKENS},
-    )
-    return [received, completed]
+    usage = {"prompt_tokens": 14, "completion_tokens": 16, "total_tokens": TOKENS}
+    return [*answered(tenant, rid, usage=usage, est_usd="0.0001", est_tokens=100)]
 
 
 async def _settled(bootstrap: str, meter: str, tokens: int) -> list[MeterState]:

@@ -23,6 +23,7 @@ from schemas.events import (
 from schemas.pricing import build_price_book
 from schemas.tokens import count_chat_prompt, count_text
 from schemas.topics import DEAD_LETTER, REQUESTS, USAGE
+from tests.events import answered
 from tests.harness import write_config
 from tests.kafka_io import collect, produce
 
@@ -48,27 +49,7 @@ def worker(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def _pair(
     tenant: str, rid: str, usage: dict[str, Any] | None, outputs: list[str]
 ) -> tuple[RequestReceived, ResponseCompleted]:
-    request = RequestReceived(
-        request_id=rid,
-        tenant=tenant,
-        key_id="k",
-        endpoint="/v1/chat/completions",
-        model="gpt-4o-mini",
-        body={"model": "gpt-4o-mini", "messages": MESSAGES},
-    )
-    response = ResponseCompleted(
-        request_id=rid,
-        tenant=tenant,
-        key_id="k",
-        provider="openai",
-        model="gpt-4o-mini",
-        status=200,
-        latency_ms=12.5,
-        outputs=outputs,
-        finish_reason="stop",
-        usage=usage,
-    )
-    return request, response
+    return answered(tenant, rid, usage=usage, outputs=outputs, messages=MESSAGES, provider="openai")
 
 
 async def _usage_for(bootstrap: str, tenant: str, expected: int) -> dict[str, list[UsageRecorded]]:
