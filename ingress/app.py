@@ -131,8 +131,9 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            closers = (admin.close, registry.stop, view.stop, heartbeat.stop, publisher.close)
-            for close in (*closers, gateway.runtime.close):
+            # settle first: answers still being counted publish their events
+            closers = (gateway.settle, admin.close, registry.stop, view.stop, heartbeat.stop)
+            for close in (*closers, publisher.close, gateway.runtime.close):
                 await close()
 
     app = FastAPI(

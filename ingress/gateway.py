@@ -381,6 +381,11 @@ class Gateway:
         self._counting.add(task)
         task.add_done_callback(self._counting.discard)
 
+    async def settle(self) -> None:
+        """Until the answers being counted off the loop have published their events."""
+        if self._counting:
+            await asyncio.gather(*self._counting, return_exceptions=True)
+
     def stream_ended(
         self,
         call: Call,
