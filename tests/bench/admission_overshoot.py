@@ -427,12 +427,8 @@ async def _measure(  # noqa: PLR0917
         print(f"==> measuring (round {index + 1} of {rounds})", file=sys.stderr)
         result = await _round(configs, index, clients, seconds, budget, budget_requests, rate)
         expositions = await _metrics(configs)
-        p50, p99 = _lag_quantiles(expositions, (0.5, 0.99), baseline)
-        result |= {"admission_lag_p50_ms": round(p50 * 1000, 1)}
-        result |= {"admission_lag_p99_ms": round(p99 * 1000, 1)}
-        results.append(result)
+        results.append(result | _lag_ms(expositions, baseline))
         baseline = expositions
-    p50, p99 = _lag_quantiles(baseline, (0.5, 0.99), first)
     replicas = [
         float(line.rsplit(" ", 1)[1])
         for text in baseline
@@ -442,8 +438,7 @@ async def _measure(  # noqa: PLR0917
     tenants = {_round_tenant(config.home, i) for i in range(rounds)}
     stages = await _lag_stages(config.kafka.bootstrap_servers, tenants, measured_from_ms)
     pooled = {"overshoot_requests_max": max(r["overshoot_requests"] for r in results)}
-    pooled |= {"admission_lag_p50_ms": round(p50 * 1000, 1)}
-    pooled |= {"admission_lag_p99_ms": round(p99 * 1000, 1), "lag_stages": stages}
+    pooled |= _lag_ms(baseline, first) | {"lag_stages": stages}
     return {
         "ingress_processes": len(configs),
         "clients": clients,
@@ -455,6 +450,15 @@ async def _measure(  # noqa: PLR0917
         "replicas_seen": replicas,
         "rounds": results,
         **({"all_rounds": pooled} if rounds > 1 else {**results[0], **pooled}),
+    }
+
+
+def _lag_ms(expositions: list[str], baseline: list[str]) -> dict[str, float]:
+    """The lag p50/p99 of what the histograms counted since ``baseline``."""
+    p50, p99 = _lag_quantiles(expositions, (0.5, 0.99), baseline)
+    return {
+        "admission_lag_p50_ms": round(p50 * 1000, 1),
+        "admission_lag_p99_ms": round(p99 * 1000, 1),
     }
 
 
