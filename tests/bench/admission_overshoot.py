@@ -18,7 +18,10 @@ the period's end). It prints:
 
 With ``--rounds N`` the measurement is repeated N times, each round a fresh tenant with its
 own budget, and the lag is also pooled over all rounds: one round of the default budget
-lasts about a second, and its p99 is the third-worst of ~300 samples.
+lasts about a second, and its p99 is the third-worst of ~300 samples. Each round (the
+first one too, after the warm-up) starts once every consumer group of the request log,
+the guard worker's included, has committed its end: otherwise a round measures the
+Presidio backlog the previous burst left behind (seconds of a core).
 
 Without ``--rate`` the clients send as fast as they are answered (saturation: on two
 cores the processors then queue); with it, at that rate in all.
@@ -57,7 +60,7 @@ from schemas.pricing import Price, build_price_book
 from schemas.topics import ADMISSION, REQUESTS
 from tests.bench.stages import spawn, wait_worker_ready
 from tests.harness import TEST_KEY, free_port, running_broker, write_config
-from tests.kafka_io import await_progress, collect, latest_meter_states, watch_progress
+from tests.kafka_io import collect, latest_meter_states, watch_progress
 
 
 class _Body(TypedDict):
@@ -383,15 +386,33 @@ async def _warm_up(configs: list[tuple[TollgateConfig, Path]], clients: int, sec
     return served
 
 
-async def _caught_up(bootstrap: str, wait_s: float = 120.0) -> None:
-    """Until the processors' progress covers everything in the request log."""
-    consumer = await watch_progress(bootstrap)
+async def _quiet(bootstrap: str, groups: list[str], wait_s: float = 120.0) -> float:
+    """Seconds until every consumer group of the request log has committed its end.
+
+    A round is a burst: the guard worker (Presidio, the dearest stage per request) is still
+    working through the last one for seconds after it, and a round started meanwhile
+    would measure the leftovers of the previous one, not its own admission path."""
+    started = time.monotonic()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = await watch_progress(bootstrap)  # any consumer can read end offsets
+    await admin.start()
     try:
         parts = [TopicPartition(REQUESTS.name, p) for p in range(REQUESTS.partitions)]
         ends = await consumer.end_offsets(parts)
-        wanted = {tp.partition: end - 1 for tp, end in ends.items() if end > 0}
-        await await_progress(consumer, wanted, wait_s)
+        while time.monotonic() - started < wait_s:
+            committed = [
+                await admin.list_consumer_group_offsets(g, partitions=parts) for g in groups
+            ]
+            if all(
+                ends[tp] == 0 or (tp in offsets and offsets[tp].offset >= ends[tp])
+                for offsets in committed
+                for tp in parts
+            ):
+                return time.monotonic() - started
+            await asyncio.sleep(0.25)
+        raise RuntimeError(f"consumer groups {groups} did not reach the end of {REQUESTS.name}")
     finally:
+        await admin.close()
         await consumer.stop()
 
 
@@ -415,17 +436,25 @@ async def _measure(  # noqa: PLR0917
     rounds: int = 1,
 ) -> dict[str, Any]:
     warmed = 0
+    config = configs[0][0]
+    bootstrap = config.kafka.bootstrap_servers
     if warmup_s > 0:
         print(f"==> warming up for {warmup_s:.0f} s (another tenant)", file=sys.stderr)
         warmed = await _warm_up(configs, clients, warmup_s)
-        await _caught_up(configs[0][0].kafka.bootstrap_servers)
-    config = configs[0][0]
+    app_id = config.processors.app_id
+    groups = [app_id, f"{app_id}-guards"] if config.guards.analysis.enabled else [app_id]
     first = baseline = await _metrics(configs)
     measured_from_ms = int(time.time() * 1000)
     results = []
     for index in range(rounds):
-        print(f"==> measuring (round {index + 1} of {rounds})", file=sys.stderr)
+        waited = await _quiet(bootstrap, groups)
+        print(
+            f"==> measuring (round {index + 1} of {rounds}; "
+            f"the processors caught up after {waited:.1f} s)",
+            file=sys.stderr,
+        )
         result = await _round(configs, index, clients, seconds, budget, budget_requests, rate)
+        result["quiet_wait_s"] = round(waited, 1)
         expositions = await _metrics(configs)
         results.append(result | _lag_ms(expositions, baseline))
         baseline = expositions
