@@ -10,6 +10,7 @@ from pathlib import Path
 import faust
 
 from processors.app import Role, create_app
+from processors.cpu_priority import lower_cpu_priority
 from schemas.config import TollgateConfig
 from schemas.tokens import load_encodings
 
@@ -64,6 +65,9 @@ def ready_file(config: TollgateConfig, role: Role = "metering") -> Path:
 
 def run_worker(config: TollgateConfig, loglevel: str = "warn", role: Role = "metering") -> None:
     """Blocks until SIGTERM/SIGINT; Faust commits offsets and flushes tables on the way out."""
+    if role == "guards":  # before Faust starts its threads: they inherit the nice value
+        done = lower_cpu_priority(config.guards.analysis.cpu_nice)
+        logging.getLogger("tollgate.processors").info("guard worker: %s", done)
     app = create_app(config, role)
     load_encodings()  # before readiness: the first events would wait for them
     worker = ReadyFileWorker(

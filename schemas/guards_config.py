@@ -118,6 +118,13 @@ class StreamAnalysis(_Strict):
         20_000, ge=1_000, le=1_000_000, description="of each event's text; the rest is skipped"
     )
     min_score: float = Field(0.4, ge=0, le=1, description="Presidio findings below are dropped")
+    cpu_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="the guard worker's CPU priority below the rest (0 = equal): on shared "
+        "cores its Presidio backlog waits, not the admission path",
+    )
 
 
 class Escalation(_Strict):
