@@ -22,9 +22,9 @@ it sends, and each wake-up it gets from the agents' thread, gives up the GIL, an
 it back waits out the other thread's interval. Profiled on the metering worker at
 saturation, a quarter of its busy samples sat in those socket writes and wake-ups, and
 events reached the agent 50-120 ms (p50) after the broker appended them. At 0.5 ms the
-processing stage's p50 fell from 171-205 ms to 116-123 ms and the pooled admission-lag
-p99 from 812-1,293 ms to 493 ms (``tests.bench.admission_overshoot --rounds 4``, two
-back-to-back pairs)."""
+processing stage's p50 fell from 171-205 ms to 116-135 ms and the pooled admission-lag
+p99 from 812-1,293 ms to 493-656 ms (``tests.bench.admission_overshoot --rounds 4``,
+two runs before, three after)."""
 
 
 class ReadyFileWorker(faust.Worker):
