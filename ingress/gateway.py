@@ -366,15 +366,17 @@ class Gateway:
 
     def _publish_counted(self, event: ResponseCompleted, answered: list[str]) -> None:
         """With the answer's tokens; a large answer is counted in a worker thread."""
-        model = event.model
+
+        def count() -> int:
+            return sum(count_text(text, event.model) for text in answered)
+
         if sum(map(len, answered)) <= OFF_LOOP_BYTES // 4:
-            event.completion_tokens = sum(count_text(text, model) for text in answered)
+            event.completion_tokens = count()
             self.publisher.publish(REQUESTS.name, event)
             return
 
         async def counted() -> None:
-            count = await asyncio.to_thread(lambda: sum(count_text(t, model) for t in answered))
-            event.completion_tokens = count
+            event.completion_tokens = await asyncio.to_thread(count)
             self.publisher.publish(REQUESTS.name, event)
 
         task = asyncio.get_running_loop().create_task(counted())
