@@ -66,8 +66,10 @@ def ready_file(config: TollgateConfig, role: Role = "metering") -> Path:
 def run_worker(config: TollgateConfig, loglevel: str = "warn", role: Role = "metering") -> None:
     """Blocks until SIGTERM/SIGINT; Faust commits offsets and flushes tables on the way out."""
     if role == "guards":  # before Faust starts its threads: they inherit the nice value
-        done = lower_cpu_priority(config.guards.analysis.cpu_nice)
-        logging.getLogger("tollgate.processors").info("guard worker: %s", done)
+        # logging is not set up yet (Faust does it): the stage's log file gets this line
+        print(
+            f"guard worker: {lower_cpu_priority(config.guards.analysis.cpu_nice)}", file=sys.stderr
+        )
     app = create_app(config, role)
     load_encodings()  # before readiness: the first events would wait for them
     worker = ReadyFileWorker(
