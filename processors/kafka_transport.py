@@ -1,11 +1,21 @@
-"""Faust's aiokafka transport, with two costs of faust-streaming 0.15 taken out of the
-path from broker to agent (both measured with ``tests.bench.metering_throughput``).
+"""Faust's aiokafka transport, with three costs of faust-streaming 0.15 taken out of the
+path from broker to agent.
 
 - **Fetch wait.** aiokafka keeps one fetch in flight per broker. While a busy
   partition's records are being applied, the next fetch goes out for the idle partitions
   only and waits on the broker for up to ``fetch_max_wait_ms``; the busy partition's next
   fetch queues behind it. Faust hard-codes that wait to 1500 ms, which capped a metering
-  worker at ~2,000 events/s with its event loop half idle. It is configurable here.
+  worker at ~2,000 events/s with its event loop half idle. It is configurable here
+  (measured with ``tests.bench.metering_throughput``).
+- **Fetch backoff.** aiokafka sends no fetch to a broker while a partition's fetched
+  records younger than its ``prefetch_backoff`` (100 ms) wait to be taken. Faust reads
+  its tables' changelogs while recovering; afterwards the consumer still fetches them,
+  and Faust never takes those records: the first such fetch of each changelog partition
+  stopped all fetching for 100 ms. It comes with a tenant's first events on a partition
+  (their first ledger writes): in ``tests.bench.admission_overshoot`` (a fresh tenant
+  per round) the metering agent got nothing for 96-137 ms right after the first events
+  of 9 rounds out of 12, and in none of 12 with the backoff at ``PREFETCH_BACKOFF_S``.
+  A partition with records waiting is still not fetched again until they are taken.
 - **Delivery.** Faust hands each fetched message to the streams inside its own
   ``wait_first`` (four tasks and an ``asyncio.wait``, so at least two turns of the event
   loop per message), racing it against a flow suspension (a rebalance). On a busy machine
@@ -13,7 +23,7 @@ path from broker to agent (both measured with ``tests.bench.metering_throughput`
   broker held seconds of backlog. Here one ``wait_first`` covers a whole fetch: the race
   against suspension is kept, per fetch; flow and generation are checked per message as
   Faust does, and what a suspension cuts off is fetched again after the rebalance (its
-  read offset is not advanced).
+  read offset is not advanced). Measured with ``tests.bench.metering_throughput``.
 """
 
 from __future__ import annotations
@@ -29,6 +39,20 @@ from faust.types import TP
 
 YIELD_EVERY = 100
 """Messages delivered between yields to the event loop (Faust's own figure)."""
+PREFETCH_BACKOFF_S = 0.005
+"""How long fetched records that nobody takes may hold up the next fetch (aiokafka: 0.1)."""
+
+
+def shorten_fetch_backoff(consumer: aiokafka.AIOKafkaConsumer, seconds: float) -> None:
+    """Applies to the records ``consumer`` fetches from now on (it must be started: its
+    fetcher is built by ``start``). aiokafka 0.14 takes no such argument."""
+    fetcher = consumer._fetcher  # type: ignore[attr-defined]
+    if not hasattr(fetcher, "_prefetch_backoff"):
+        raise RuntimeError(
+            "aiokafka's fetcher has no _prefetch_backoff: this aiokafka is not the one "
+            "requirements.lock pins; reinstall with `make install`"
+        )
+    fetcher._prefetch_backoff = seconds
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -37,6 +61,10 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         # Read by ``AIOKafkaConsumer.start`` when it builds its fetcher (aiokafka 0.14).
         consumer._fetch_max_wait_ms = self.transport.fetch_max_wait_ms  # type: ignore[attr-defined]
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        shorten_fetch_backoff(self._consumer, PREFETCH_BACKOFF_S)  # type: ignore[arg-type]
 
 
 class _Consumer(driver.Consumer):
