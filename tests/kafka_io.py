@@ -8,9 +8,22 @@ import uuid
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.events import Event, MeterProgress, MeterState, decode
 from schemas.topics import ADMISSION
+
+
+async def new_topic(bootstrap: str, prefix: str, partitions: int) -> str:
+    """A topic of its own for one test (a unique name), created on the broker."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+    return name
 
 
 async def produce(bootstrap: str, topic: str, items: list[Event | tuple[bytes, bytes]]) -> None:

@@ -7,12 +7,11 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from infra.kafka.broker import LocalKafka
 from ingress.record_batches import send_batches
 from schemas.topics import REQUESTS
-from tests.kafka_io import collect
+from tests.kafka_io import collect, new_topic
 
 pytestmark = pytest.mark.integration
 
@@ -21,13 +20,7 @@ async def test_each_record_lands_where_send_would_put_it_at_its_reported_offset(
     kafka: LocalKafka,
 ) -> None:
     run = uuid.uuid4().hex[:8]
-    other = f"test-batches-{run}"  # a second topic, of three partitions
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(other, 3, 1)])
-    finally:
-        await admin.close()
+    other = await new_topic(kafka.bootstrap_servers, "test-batches", 3)  # a second topic
     keys = [f"{run}-tenant-{i}".encode() for i in range(5)]
     records = [
         (REQUESTS.name if i % 4 else other, keys[i % 5], f"{run}-{i}".encode()) for i in range(60)

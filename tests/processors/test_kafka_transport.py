@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from infra.kafka.broker import LocalKafka
 from processors.app import create_app
 from processors.kafka_transport import PREFETCH_BACKOFF_S, Transport, shorten_fetch_backoff
 from tests.harness import write_config
+from tests.kafka_io import new_topic
 
 
 @dataclass
@@ -87,13 +86,7 @@ async def _delay_behind_a_record_never_taken(bootstrap: str, shortened: bool) ->
     """Seconds from a record's append to a consumer getting it, while the fetch before it
     returned a record of another partition that nobody takes (as Faust leaves its tables'
     changelogs)."""
-    topic = f"test-fetch-backoff-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 2, 1)])
-    finally:
-        await admin.close()
+    topic = await new_topic(bootstrap, "test-fetch-backoff", 2)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await producer.start()

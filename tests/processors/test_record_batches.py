@@ -4,33 +4,19 @@ it, and a delivery Kafka refused raised by the next send."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from infra.kafka.broker import LocalKafka
 from processors.record_batches import RecordBatches
-from tests.kafka_io import collect
+from tests.kafka_io import collect, new_topic
 
 pytestmark = pytest.mark.integration
 
 
-async def _topic(bootstrap: str, partitions: int) -> str:
-    name = f"test-record-batches-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        await admin.close()
-    return name
-
-
 async def test_records_land_in_order_and_the_last_offset_is_reported(kafka: LocalKafka) -> None:
     bootstrap = kafka.bootstrap_servers
-    topic = await _topic(bootstrap, 3)
+    topic = await new_topic(bootstrap, "test-record-batches", 3)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=16 * 1024)
     await producer.start()
     reported: dict[int, list[int]] = {0: [], 2: []}
@@ -71,7 +57,7 @@ async def test_records_land_in_order_and_the_last_offset_is_reported(kafka: Loca
 
 async def test_a_batch_kafka_refused_is_raised_by_the_next_send(kafka: LocalKafka) -> None:
     bootstrap = kafka.bootstrap_servers
-    topic = await _topic(bootstrap, 1)
+    topic = await new_topic(bootstrap, "test-record-batches", 1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=4 * 1024 * 1024)
     await producer.start()
     try:
