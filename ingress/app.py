@@ -86,7 +86,9 @@ def create_app(
     )
     registry = KeyRegistry(bootstrap)
     heartbeat = Heartbeat(publisher)
-    admission = build_admission(config, bootstrap, metrics.admission_lag.observe, heartbeat.replica)
+    admission = build_admission(
+        config, bootstrap, metrics.admission_lag.observe, heartbeat.replica, metrics.share_waited
+    )
     view = admission.view
     metrics.admission_age.set_function(lambda: min(view.age_ms() / 1000, 1e9))
     metrics.admission_replicas.set_function(lambda: view.live_replicas(heartbeat.replica))

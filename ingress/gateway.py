@@ -237,7 +237,7 @@ class Gateway:
         prompt = None
         if call.size > OFF_LOOP_BYTES and admission.metered(who, model, deployment, experiment):
             prompt = await asyncio.to_thread(input_tokens, body, model)
-        call.ticket = admission.check(
+        call.ticket = await admission.admit(
             who, model, deployment, body, price, experiment=experiment, prompt_tokens=prompt
         )
 

@@ -117,6 +117,13 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.share_waits = Histogram(
+            "tollgate_admission_share_wait_seconds",
+            "Requests held for this replica's share of a nearly spent limit, by outcome",
+            ["outcome"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self.admission_age = Gauge(
             "tollgate_admission_state_age_seconds",
             "How long ago the processors last reported (stale past admission.max_state_age_s)",
@@ -131,6 +138,10 @@ class Metrics:
         self.disconnects = Counter(
             "tollgate_client_disconnects", "Streams the client left early", ["model"], registry=r
         )
+
+    def share_waited(self, admitted: bool, seconds: float) -> None:
+        outcome = "admitted" if admitted else "refused"
+        self.share_waits.labels(outcome=outcome).observe(seconds)
 
     def child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, memoised: the hot path asks for the same few series."""

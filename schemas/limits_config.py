@@ -92,6 +92,14 @@ class AdmissionSettings(_Strict):
     publish_interval_ms: int = Field(
         50, ge=5, le=5000, description="how often the processors publish changed state"
     )
+    share_wait_s: float = Field(
+        1.0,
+        ge=0,
+        le=30,
+        description="how long a request refused only for this replica's share of what is "
+        "left (its latest admissions not counted yet) waits for the state before its 429; "
+        "0 answers at once",
+    )
 
 
 class WebhookSettings(_Strict):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from aiokafka import ConsumerRecord
 
+from ingress.admission.signal import Signal
 from ingress.topic_follower import TopicFollower
 from schemas.events import (
     EventDecodeError,
@@ -46,6 +47,8 @@ class AdmissionView(TopicFollower):
         self.progress: dict[int, tuple[int, int]] = {}
         """partition → (offset reflected, when the processors said so, epoch ms)."""
         self.on_progress = on_progress
+        self.progressed = Signal()
+        """Notified at each progress mark: requests held for a share decide again."""
         self.replicas: dict[str, tuple[int, int]] = {}
         """Ingress replica id → (its last heartbeat, its interval), epoch ms."""
         self.blocks: dict[str, KeyBlocked] = {}
@@ -90,6 +93,7 @@ class AdmissionView(TopicFollower):
                 self.shares.setdefault(state.meter, {})[state.partition] = state
             self.progress[event.partition] = (event.offset, event.ts)
             self.on_progress(event.partition, event.offset)
+            self.progressed.notify()
         elif isinstance(event, ReplicaAlive):
             self.replicas[event.replica] = (event.ts, event.interval_ms)
         elif isinstance(event, KeyBlocked):

@@ -254,6 +254,7 @@ def _configs(  # noqa: PLR0917
     upstream: int,
     analysis: bool,
     rounds: int = 1,
+    share_wait_s: float = 1.0,
 ):
     """One tenant, key and budget per round (a fresh budget each time); the warm-up's
     tenant has none."""
@@ -281,6 +282,7 @@ def _configs(  # noqa: PLR0917
         guards={"analysis": {"enabled": analysis}},
         keys=keys,
         budgets=budgets,
+        admission={"share_wait_s": share_wait_s},
     )
     configs = [(base, path)]
     for i in range(1, ingress):
@@ -312,6 +314,7 @@ def run(  # noqa: PLR0917
     rate: float = 0.0,
     warmup_s: float = 20.0,
     rounds: int = 1,
+    share_wait_s: float = 1.0,
 ) -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="tollgate-overshoot-"))
     processes: list[subprocess.Popen[bytes]] = []
@@ -329,7 +332,14 @@ def run(  # noqa: PLR0917
             budget = one * budget_requests
             gw = home / "gw"
             configs = _configs(
-                gw, broker.bootstrap_servers, ingress, budget, upstream, analysis, rounds
+                gw,
+                broker.bootstrap_servers,
+                ingress,
+                budget,
+                upstream,
+                analysis,
+                rounds,
+                share_wait_s,
             )
             config = configs[0][0]
             asyncio.run(ensure_topics(broker.bootstrap_servers, all_topics(config)))
@@ -576,6 +586,13 @@ def main() -> None:
         action="store_true",
         help="turn the processors' Presidio analysis off (guards.analysis.enabled: false)",
     )
+    parser.add_argument(
+        "--share-wait-s",
+        type=float,
+        default=1.0,
+        help="admission.share_wait_s: how long an ingress holds a request refused only for "
+        "its share (0 = answer 429 at once, and the clients retry after 20 ms)",
+    )
     args = parser.parse_args()
     report = run(
         args.clients,
@@ -586,6 +603,7 @@ def main() -> None:
         args.rate,
         args.warmup_s,
         args.rounds,
+        args.share_wait_s,
     )
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
 
