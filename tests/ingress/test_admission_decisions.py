@@ -253,6 +253,32 @@ def _peer(admission: Admission, ts: int) -> None:
     _publish(admission, alive)
 
 
+def _budget_state(admission: Admission, meter: str, index: int = 0, **amounts: Any) -> MeterState:
+    """A budget meter's state in the current period, as the processors publish it."""
+    start, _ = period_bounds(admission.budgets[index], now_ms())
+    return MeterState(
+        request_id="",
+        tenant="",
+        meter=meter,
+        kind="budget",
+        partition=0,
+        period_start=start,
+        **amounts,
+    )
+
+
+def _reflect(admission: Admission, tickets: list[Any], **amounts: Any) -> None:
+    """The processors count ``tickets`` (offsets 0, 1, ... of partition 0) in the tenant
+    budget's state, then mark the partition."""
+    for offset, ticket in enumerate(tickets):
+        admission.local.acked(ticket.entry, 0, offset)
+    _publish(admission, _budget_state(admission, "budget:t:acme", **amounts), marked=False)
+    mark = MeterProgress(
+        request_id="", tenant="", partition=0, offset=len(tickets) - 1, ts=now_ms()
+    )
+    _publish(admission, mark)
+
+
 def _admit_until_refused(admission: Admission) -> tuple[list[Any], BudgetExceededError]:
     tickets = []
     while True:
@@ -275,19 +301,6 @@ def test_near_the_limit_each_live_replica_keeps_to_half_its_share_of_what_is_lef
     tickets, refused = _admit_until_refused(shared)
     assert len(tickets) == 2  # 10 left, 2 replicas: a quarter each, until the state counts them
     assert refused.headers["retry-after"] == "1" and "shared by 2" in refused.message
-    for offset, ticket in enumerate(tickets):
-        shared.local.acked(ticket.entry, 0, offset)
-    start, _ = period_bounds(shared.budgets[0], now_ms())
-    counted = MeterState(
-        request_id="",
-        tenant="",
-        meter="budget:t:acme",
-        kind="budget",
-        partition=0,
-        period_start=start,
-        reserved_tokens=2 * per_request,
-    )
-    _publish(shared, counted)
-    _publish(shared, MeterProgress(request_id="", tenant="", partition=0, offset=1, ts=now_ms()))
+    _reflect(shared, tickets, reserved_tokens=2 * per_request)
     # 8 left: the first may take all of it, then a quarter: 2 in all before waiting again
     assert len(_admit_until_refused(shared)[0]) == 2

@@ -14,9 +14,17 @@ from ingress.admission.controller import Admission, Ticket
 from ingress.admission.estimate import estimate
 from ingress.auth import Principal
 from ingress.errors import BudgetExceededError, RateLimitError
-from schemas.events import MeterProgress, MeterState, now_ms
-from schemas.meters import period_bounds
-from tests.ingress.test_admission_decisions import ANN, BODY, _admission, _check, _peer, _publish
+from schemas.events import MeterProgress, now_ms
+from tests.ingress.test_admission_decisions import (
+    ANN,
+    BODY,
+    _admission,
+    _budget_state,
+    _check,
+    _peer,
+    _publish,
+    _reflect,
+)
 
 PER_REQUEST = estimate(BODY, "gpt-4o-mini", None, 1024)[1]
 TEN = {"name": "t", "scope": "tenant", "max_tokens": 10 * PER_REQUEST}
@@ -47,22 +55,7 @@ async def test_a_request_past_its_share_waits_for_the_state_and_is_admitted() ->
     held = _admit(admission)
     await asyncio.sleep(0.1)
     assert not held.done() and admission.share_waiting == 1
-    # the processors count both admissions (offsets 0 and 1) and mark the partition
-    for offset, earlier in enumerate(tickets):
-        assert earlier.entry is not None
-        admission.local.acked(earlier.entry, 0, offset)
-    start, _ = period_bounds(admission.budgets[0], now_ms())
-    counted = MeterState(
-        request_id="",
-        tenant="",
-        meter="budget:t:acme",
-        kind="budget",
-        partition=0,
-        period_start=start,
-        reserved_tokens=2 * PER_REQUEST,
-    )
-    _publish(admission, counted, marked=False)
-    _publish(admission, MeterProgress(request_id="", tenant="", partition=0, offset=1, ts=now_ms()))
+    _reflect(admission, tickets, reserved_tokens=2 * PER_REQUEST)  # both counted
     ticket = await asyncio.wait_for(held, 1.0)
     assert ticket.entry is not None and ticket.headers["x-budget-remaining"]
     assert admission.share_waiting == 0
@@ -114,17 +107,7 @@ async def test_a_spent_meter_refuses_at_once_though_another_is_only_shared() -> 
     bob = Principal(tenant="acme", key_id="k-bob", user="bob")
     for _ in range(2):
         admission.check(bob, "gpt-4o-mini", "openai-main", BODY, None)
-    start, _ = period_bounds(admission.budgets[1], now_ms())
-    spent = MeterState(
-        request_id="",
-        tenant="",
-        meter="budget:u:ann",
-        kind="budget",
-        partition=0,
-        period_start=start,
-        tokens=2 * PER_REQUEST,
-    )
-    _publish(admission, spent)
+    _publish(admission, _budget_state(admission, "budget:u:ann", 1, tokens=2 * PER_REQUEST))
     started = time.monotonic()
     with pytest.raises(BudgetExceededError, match=r"budget `u` .* is spent") as refused:
         await _admit(admission)

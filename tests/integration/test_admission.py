@@ -19,10 +19,11 @@ from infra.stack import Stack
 from schemas.config import TollgateConfig
 from schemas.events import (
     AlertRaised,
+    ReplicaAlive,
     decode,
 )
 from schemas.meters import period_bounds
-from schemas.topics import ALERTS, REQUESTS
+from schemas.topics import ADMISSION, ALERTS, REQUESTS
 from tests.events import answered
 from tests.harness import TEST_KEY, start_stack, write_config
 from tests.kafka_io import collect, latest_meter_states, produce
@@ -32,12 +33,15 @@ PERIOD_S = 12
 BUDGET_TOKENS = 2000
 RPM = 5
 RATED_KEY = TEST_KEY + "-rated"
+SHARED_KEY = TEST_KEY + "-shared"
+SHARED_TOKENS = 2000
 
 
 @pytest.fixture(scope="module")
 def stack(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("admission")
     tenant, other, rated = f"tenant-{home.name}", f"other-{home.name}", f"rated-{home.name}"
+    shared = f"shared-{home.name}"
     config, path = write_config(
         home,
         kafka.bootstrap_servers,
@@ -45,6 +49,7 @@ def stack(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             {"key": TEST_KEY, "tenant": tenant, "team": "qa"},
             {"key": TEST_KEY + "-2", "tenant": other},
             {"key": RATED_KEY, "tenant": rated},
+            {"key": SHARED_KEY, "tenant": shared},
         ],
         budgets=[
             {
@@ -63,7 +68,15 @@ def stack(kafka: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 "max_tokens": 10_000_000,
                 "period": "monthly",
             },
+            {
+                "name": f"shared-{home.name}",
+                "scope": "tenant",
+                "match": shared,
+                "max_tokens": SHARED_TOKENS,
+                "period": "monthly",
+            },
         ],
+        admission={"share_wait_s": 5.0},  # generous for a loaded CI machine
         rate_limits=[
             {
                 "name": f"rpm-{home.name}",
@@ -222,3 +235,55 @@ async def test_a_killed_worker_recovers_its_counts_exactly(stack: Stack) -> None
     await asyncio.sleep(2)
     assert await _meter_tokens(config, meter) == served
     assert counted == served
+
+
+def _state_age(metrics: str) -> float:
+    line = next(m for m in metrics.splitlines() if m.startswith("tollgate_admission_state_age"))
+    return float(line.split()[-1])
+
+
+async def test_requests_past_a_replicas_share_wait_for_the_state_instead_of_a_429(
+    stack: Stack,
+) -> None:
+    """With a peer alive, this replica keeps its unreflected admissions to a quarter of
+    what is left: 500 of 2,000 tokens, about 25 of these requests. 40 at once: the ones
+    past the share are held until the processors' state counts the first ones, then
+    admitted; none is refused, since the budget has room for all of them (with
+    ``share_wait_s: 0`` about 15 would be answered 429)."""
+    config = stack.config
+    peer = ReplicaAlive(request_id="", tenant="", replica="peer", interval_ms=3000)
+    await produce(
+        config.kafka.bootstrap_servers, ADMISSION.name, [(b"replica:peer", peer.encode())]
+    )
+    base = f"http://{config.ingress.host}:{config.ingress.port}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        for _ in range(200):  # the peer's heartbeat read, the processors reporting
+            metrics = (await client.get(f"{base}/metrics")).text
+            if "tollgate_admission_replicas 2.0" in metrics and _state_age(metrics) < 1:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail(f"no peer, or a stale state: {_state_age(metrics)} s old")
+        answers = await asyncio.gather(*(_ask(config, SHARED_KEY) for _ in range(40)))
+        metrics = (await client.get(f"{base}/metrics")).text
+    statuses = [a.status_code for a in answers]
+    assert statuses == [200] * 40, [a.text for a in answers if a.status_code != 200][:2]
+    held = next(
+        line
+        for line in metrics.splitlines()
+        if line.startswith('tollgate_admission_share_wait_seconds_count{outcome="admitted"}')
+    )
+    assert float(held.split()[-1]) >= 1, held  # how many depends on the state's pace
+    assert 'outcome="refused"' not in metrics
+    # the peer goes: a last heartbeat that ends at once, so later tests see one replica
+    gone = ReplicaAlive(request_id="", tenant="", replica="peer", interval_ms=1)
+    await produce(
+        config.kafka.bootstrap_servers, ADMISSION.name, [(b"replica:peer", gone.encode())]
+    )
+    async with httpx.AsyncClient(timeout=30) as client:
+        for _ in range(200):
+            if "tollgate_admission_replicas 1.0" in (await client.get(f"{base}/metrics")).text:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the peer's last heartbeat was never read")
