@@ -237,9 +237,10 @@ class Gateway:
         prompt = None
         if call.size > OFF_LOOP_BYTES and admission.metered(who, model, deployment, experiment):
             prompt = await asyncio.to_thread(input_tokens, body, model)
-        call.ticket = await admission.admit(
+        decide = admission.decision(
             who, model, deployment, body, price, experiment=experiment, prompt_tokens=prompt
         )
+        call.ticket = await admission.admit(decide)
 
     async def received(
         self, call: Call, model: str, stream: bool, body: dict[str, Any]

@@ -79,6 +79,10 @@ SHARE_WAITERS_MAX = 1000
 """Requests one replica holds for its share at most; more are refused at once."""
 
 
+Decision = Callable[[], Ticket]
+"""One request's admission, decided from the view as it is when called."""
+
+
 class ShareTaken(Exception):
     """Refused only because this replica's share of what is left is taken: free again once
     the processors' state counts the replica's latest admissions."""
@@ -120,39 +124,16 @@ class Admission:
     def enabled(self) -> bool:
         return bool(self.budgets or self.rate_limits or self.escalation)
 
-    def check(
-        self,
-        who: Principal,
-        model: str,
-        deployment: str | None,
-        body: dict[str, Any],
-        price: Price | None,
-        *,
-        experiment: str = "",
-        prompt_tokens: int | None = None,
-    ) -> Ticket:
-        """Admits or raises, at once; ``prompt_tokens`` if already counted (else counted
-        here)."""
-        decide = self._decision(who, model, deployment, body, price, experiment, prompt_tokens)
+    def check(self, decide: Decision) -> Ticket:
+        """Admits or raises, at once."""
         try:
             return decide()
         except ShareTaken as taken:
             raise taken.refusal from None
 
-    async def admit(
-        self,
-        who: Principal,
-        model: str,
-        deployment: str | None,
-        body: dict[str, Any],
-        price: Price | None,
-        *,
-        experiment: str = "",
-        prompt_tokens: int | None = None,
-    ) -> Ticket:
+    async def admit(self, decide: Decision) -> Ticket:
         """``check``, but a refusal of this replica's share only waits for the state to
         catch up (each progress mark, up to ``share_wait_s``) and is decided again."""
-        decide = self._decision(who, model, deployment, body, price, experiment, prompt_tokens)
         try:
             return decide()
         except ShareTaken as taken:
@@ -181,19 +162,21 @@ class Admission:
         if self.on_share_wait is not None:
             self.on_share_wait(admitted, time.monotonic() - since)
 
-    def _decision(  # noqa: PLR0917
+    def decision(
         self,
         who: Principal,
         model: str,
         deployment: str | None,
         body: dict[str, Any],
         price: Price | None,
-        experiment: str,
-        prompt_tokens: int | None,
-    ) -> Callable[[], Ticket]:
-        """What does not change while a request waits (its meters, its estimate) worked
-        out once; the returned call decides from the view as it is then (raises
-        ``ShareTaken`` or a ``GatewayError``)."""
+        *,
+        experiment: str = "",
+        prompt_tokens: int | None = None,
+    ) -> Decision:
+        """What does not change while a request waits (its meters, its estimate; its
+        prompt counted here unless ``prompt_tokens``) worked out once, for ``check`` or
+        ``admit``; the call decides from the view as it is then (raises ``ShareTaken``
+        or a ``GatewayError``)."""
         self._check_guard_block(who)
         budgets, rates = self._meters(who, model, deployment, experiment)
         if not budgets and not rates:

@@ -52,7 +52,7 @@ def _publish(admission: Admission, event: Event, offset: int = 0, marked: bool =
 
 
 def _check(admission: Admission, body: dict[str, Any] = BODY, price: Price | None = None):
-    return admission.check(ANN, "gpt-4o-mini", "openai-main", body, price)
+    return admission.check(admission.decision(ANN, "gpt-4o-mini", "openai-main", body, price))
 
 
 def test_a_token_budget_refuses_the_request_that_would_pass_it() -> None:

@@ -102,7 +102,7 @@ def _spend(n: int, seed: int, reflect_chance: float, limit: str = "budget") -> i
             continue
         admission = rng.choice(replicas)
         try:
-            ticket = admission.check(ANN, "gpt-4o-mini", None, BODY, PRICE)
+            ticket = admission.check(admission.decision(ANN, "gpt-4o-mini", None, BODY, PRICE))
         except (BudgetExceededError, RateLimitError):
             continue
         assert ticket.entry is not None

@@ -45,7 +45,8 @@ def _shared(
 
 
 def _admit(admission: Admission) -> asyncio.Task[Ticket]:
-    return asyncio.create_task(admission.admit(ANN, "gpt-4o-mini", "openai-main", BODY, None))
+    decide = admission.decision(ANN, "gpt-4o-mini", "openai-main", BODY, None)
+    return asyncio.create_task(admission.admit(decide))
 
 
 async def test_a_request_past_its_share_waits_for_the_state_and_is_admitted() -> None:
@@ -106,7 +107,7 @@ async def test_a_spent_meter_refuses_at_once_though_another_is_only_shared() -> 
     _peer(admission, now_ms())
     bob = Principal(tenant="acme", key_id="k-bob", user="bob")
     for _ in range(2):
-        admission.check(bob, "gpt-4o-mini", "openai-main", BODY, None)
+        admission.check(admission.decision(bob, "gpt-4o-mini", "openai-main", BODY, None))
     _publish(admission, _budget_state(admission, "budget:u:ann", 1, tokens=2 * PER_REQUEST))
     started = time.monotonic()
     with pytest.raises(BudgetExceededError, match=r"budget `u` .* is spent") as refused:
@@ -115,4 +116,6 @@ async def test_a_spent_meter_refuses_at_once_though_another_is_only_shared() -> 
     assert refused.value.headers["x-budget-remaining"] == "0"
     assert int(refused.value.headers["retry-after"]) > 1
     with pytest.raises(BudgetExceededError, match="shared by 2"):
-        admission.check(bob, "gpt-4o-mini", "openai-main", BODY, None)  # the tenant's share
+        admission.check(
+            admission.decision(bob, "gpt-4o-mini", "openai-main", BODY, None)
+        )  # the tenant's share

@@ -53,7 +53,7 @@ def _block(key_id: str, action: str = "block", since: int = 0, **kw: Any) -> Key
 
 
 def _check(admission: Admission, who: Principal = ANN) -> Any:
-    return admission.check(who, "gpt-4o-mini", "openai-main", BODY, None)
+    return admission.check(admission.decision(who, "gpt-4o-mini", "openai-main", BODY, None))
 
 
 def test_an_escalation_config_turns_admission_on() -> None:
