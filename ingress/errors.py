@@ -115,6 +115,15 @@ class OverloadedError(GatewayError):
     code = "overloaded"
 
 
+class ClientClosedError(GatewayError):
+    """The client left before the gateway answered (nginx's 499). Nobody reads the
+    answer; the request's event records it."""
+
+    status = 499
+    type = "client_closed_request"
+    code = "client_closed_request"
+
+
 class PayloadTooLargeError(GatewayError):
     status = 413
     type = "invalid_request_error"

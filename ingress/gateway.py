@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
@@ -124,6 +124,8 @@ class Call:
     experiment: str = ""
     variant: str = ""
     """Set by a replay key's headers or a live split; on every event of the call."""
+    gone: Callable[[], Awaitable[bool]] | None = None
+    """Whether the client has left (the request's ``is_disconnected``)."""
 
     def identity(self) -> dict[str, Any]:
         """The fields every event of the call carries: whose request, and its experiment."""
@@ -178,6 +180,7 @@ class Gateway:
         runtime = self.runtime
         headers = {k: v for k, v in request.headers.items() if k.startswith("x-")}
         call = Call(rid, who, endpoint, runtime, runtime.enter(), headers, size=len(raw))
+        call.gone = request.is_disconnected
         named = body.get("model")
         call.model = named[:200] if isinstance(named, str) else ""  # for a refusal's record
         return call, body
@@ -240,7 +243,7 @@ class Gateway:
         decide = admission.decision(
             who, model, deployment, body, price, experiment=experiment, prompt_tokens=prompt
         )
-        call.ticket = await admission.admit(decide)
+        call.ticket = await admission.admit(decide, call.gone)
 
     async def received(
         self, call: Call, model: str, stream: bool, body: dict[str, Any]

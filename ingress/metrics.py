@@ -139,8 +139,7 @@ class Metrics:
             "tollgate_client_disconnects", "Streams the client left early", ["model"], registry=r
         )
 
-    def share_waited(self, admitted: bool, seconds: float) -> None:
-        outcome = "admitted" if admitted else "refused"
+    def share_waited(self, outcome: str, seconds: float) -> None:
         self.share_waits.labels(outcome=outcome).observe(seconds)
 
     def child(self, metric: Any, *labels: str) -> Any:

@@ -28,7 +28,8 @@ state does not count this replica's latest admissions yet) is not answered 429 a
 ``share_wait_s``. The share is free once the state catches up, so the client would only
 come back to the same question; and answered at once, under load, such clients came back
 several times per served request (10,672 share refusals for 3,000 answers in the
-admission bench), spending the CPU the processors needed to catch up.
+admission bench), spending the CPU the processors needed to catch up. A held request
+whose client leaves stops waiting (``ClientClosedError``, 499): nothing is sent upstream.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -49,6 +50,7 @@ from ingress.admission.view import AdmissionView
 from ingress.auth import Principal
 from ingress.errors import (
     BudgetExceededError,
+    ClientClosedError,
     GatewayError,
     KeyBlockedError,
     OverloadedError,
@@ -77,6 +79,9 @@ class Ticket:
 NOT_METERED = Ticket()
 SHARE_WAITERS_MAX = 1000
 """Requests one replica holds for its share at most; more are refused at once."""
+GONE_CHECK_S = 0.25
+"""A held request asks whether its client is still there at least this often."""
+ShareOutcome = Literal["admitted", "refused", "left"]
 
 
 Decision = Callable[[], Ticket]
@@ -103,11 +108,11 @@ class Admission:
         view: AdmissionView,
         local: LocalAdmissions,
         replica: str = "",
-        on_share_wait: Callable[[bool, float], None] | None = None,
+        on_share_wait: Callable[[ShareOutcome, float], None] | None = None,
     ) -> None:
         self.replica = replica
         self.on_share_wait = on_share_wait
-        """Called with whether a held request was admitted, and how long it waited."""
+        """Called with how a held request's wait ended, and how long it was."""
         self.settings = config.admission
         self.budgets = config.budgets
         self.rate_limits = config.rate_limits
@@ -131,9 +136,12 @@ class Admission:
         except ShareTaken as taken:
             raise taken.refusal from None
 
-    async def admit(self, decide: Decision) -> Ticket:
+    async def admit(
+        self, decide: Decision, gone: Callable[[], Awaitable[bool]] | None = None
+    ) -> Ticket:
         """``check``, but a refusal of this replica's share only waits for the state to
-        catch up (each progress mark, up to ``share_wait_s``) and is decided again."""
+        catch up (each progress mark, up to ``share_wait_s``) and is decided again.
+        ``gone`` says whether the client has left: then the wait ends in a 499."""
         try:
             return decide()
         except ShareTaken as taken:
@@ -145,22 +153,29 @@ class Admission:
         self.share_waiting += 1
         try:
             while (left := deadline - time.monotonic()) > 0:
-                await self.view.progressed.wait(left)
+                await self.view.progressed.wait(min(left, GONE_CHECK_S))
+                if gone is not None and await gone():
+                    self._waited("left", started)
+                    raise ClientClosedError(
+                        "the client closed the connection while its request waited for "
+                        "this gateway's share of a nearly spent limit; nothing was sent "
+                        "upstream"
+                    )
                 try:
                     ticket = decide()
                 except ShareTaken as taken:
                     refusal = taken.refusal
                     continue
-                self._waited(True, started)
+                self._waited("admitted", started)
                 return ticket
         finally:
             self.share_waiting -= 1
-        self._waited(False, started)
+        self._waited("refused", started)
         raise refusal from None
 
-    def _waited(self, admitted: bool, since: float) -> None:
+    def _waited(self, outcome: ShareOutcome, since: float) -> None:
         if self.on_share_wait is not None:
-            self.on_share_wait(admitted, time.monotonic() - since)
+            self.on_share_wait(outcome, time.monotonic() - since)
 
     def decision(
         self,
@@ -450,7 +465,7 @@ def build_admission(
     bootstrap_servers: str,
     on_lag: Callable[[float], None],
     replica: str = "",
-    on_share_wait: Callable[[bool, float], None] | None = None,
+    on_share_wait: Callable[[ShareOutcome, float], None] | None = None,
 ) -> Admission:
     """The view (not started: the app starts it when some rule needs it) and the ledger."""
     local = LocalAdmissions(

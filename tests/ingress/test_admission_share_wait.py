@@ -1,19 +1,21 @@
 """A request refused only for this replica's share waits for the state (``Admission.admit``)
 instead of a 429 the client would retry into the same question; one refused for good does
-not wait. States are fed directly, as in ``test_admission_decisions``."""
+not wait, and one whose client leaves stops waiting. States are fed directly, as in
+``test_admission_decisions``."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from ingress.admission.controller import Admission, Ticket
+from ingress.admission.controller import GONE_CHECK_S, Admission, Ticket
 from ingress.admission.estimate import estimate
 from ingress.auth import Principal
-from ingress.errors import BudgetExceededError, RateLimitError
+from ingress.errors import BudgetExceededError, ClientClosedError, RateLimitError
 from schemas.events import MeterProgress, now_ms
 from tests.ingress.test_admission_decisions import (
     ANN,
@@ -31,36 +33,68 @@ TEN = {"name": "t", "scope": "tenant", "max_tokens": 10 * PER_REQUEST}
 TEN_PER_MINUTE = {"name": "t", "scope": "tenant", "requests_per_minute": 10}
 
 
-def _shared(
-    wait_s: float, **rules: Any
-) -> tuple[Admission, list[tuple[bool, float]], list[Ticket]]:
+def _shared(wait_s: float, **rules: Any) -> tuple[Admission, list[tuple[str, float]], list[Ticket]]:
     """One of two live replicas, with two admissions the state does not count yet: 10 left
     and 2 replicas, so a quarter each: the third request is past this replica's share."""
     admission, _ = _admission(admission={"share_wait_s": wait_s}, **rules)
-    waits: list[tuple[bool, float]] = []
-    admission.on_share_wait = lambda admitted, s: waits.append((admitted, s))
+    waits: list[tuple[str, float]] = []
+    admission.on_share_wait = lambda outcome, s: waits.append((outcome, s))
     _peer(admission, now_ms())
     tickets = [_check(admission) for _ in range(2)]
     return admission, waits, tickets
 
 
-def _admit(admission: Admission) -> asyncio.Task[Ticket]:
+def _admit(
+    admission: Admission, gone: Callable[[], Awaitable[bool]] | None = None
+) -> asyncio.Task[Ticket]:
     decide = admission.decision(ANN, "gpt-4o-mini", "openai-main", BODY, None)
-    return asyncio.create_task(admission.admit(decide))
+    return asyncio.create_task(admission.admit(decide, gone))
+
+
+class Client:
+    """Answers ``gone`` as a request's ``is_disconnected`` would, and counts the asks."""
+
+    def __init__(self) -> None:
+        self.left = False
+        self.asked = 0
+
+    async def gone(self) -> bool:
+        self.asked += 1
+        return self.left
 
 
 async def test_a_request_past_its_share_waits_for_the_state_and_is_admitted() -> None:
     admission, waits, tickets = _shared(5.0, budgets=[TEN])
     with pytest.raises(BudgetExceededError):
         _check(admission)  # decided at once: the share is taken
-    held = _admit(admission)
+    client = Client()
+    held = _admit(admission, client.gone)
     await asyncio.sleep(0.1)
     assert not held.done() and admission.share_waiting == 1
     _reflect(admission, tickets, reserved_tokens=2 * PER_REQUEST)  # both counted
     ticket = await asyncio.wait_for(held, 1.0)
     assert ticket.entry is not None and ticket.headers["x-budget-remaining"]
+    assert admission.share_waiting == 0 and client.asked >= 1  # still there: admitted
+    assert len(waits) == 1 and waits[0][0] == "admitted" and 0.1 <= waits[0][1] < 1.0
+
+
+async def test_a_held_request_whose_client_leaves_stops_waiting() -> None:
+    """No progress mark comes: the request still notices within ``GONE_CHECK_S``, is not
+    admitted, and frees its place among the held."""
+    admission, waits, _ = _shared(5.0, budgets=[TEN])
+    client = Client()
+    held = _admit(admission, client.gone)
+    await asyncio.sleep(0.1)
+    assert not held.done() and admission.share_waiting == 1
+    client.left = True
+    left_at = time.monotonic()
+    with pytest.raises(ClientClosedError, match="nothing was sent upstream"):
+        await asyncio.wait_for(held, 2.0)
+    assert time.monotonic() - left_at < GONE_CHECK_S + 0.15
     assert admission.share_waiting == 0
-    assert len(waits) == 1 and waits[0][0] is True and 0.1 <= waits[0][1] < 1.0
+    assert [outcome for outcome, _ in waits] == ["left"]
+    with pytest.raises(BudgetExceededError, match="shared by 2"):
+        _check(admission)  # it took nothing: the share is as before
 
 
 @pytest.mark.parametrize(
@@ -86,7 +120,7 @@ async def test_a_share_the_state_never_frees_is_refused_after_share_wait_s(
     assert 0.3 <= waited < 1.0
     assert refused.value.headers["retry-after"] == "1"  # type: ignore[attr-defined]
     assert "shared by" in str(refused.value)
-    assert waits == [(False, pytest.approx(0.3, abs=0.1))]
+    assert waits == [("refused", pytest.approx(0.3, abs=0.1))]
 
 
 async def test_with_share_wait_0_the_share_is_refused_at_once() -> None:
@@ -102,8 +136,8 @@ async def test_a_spent_meter_refuses_at_once_though_another_is_only_shared() -> 
     budget is spent by the published state. Ann gets the spent refusal at once, no wait."""
     two = {"name": "u", "scope": "user", "match": "ann", "max_tokens": 2 * PER_REQUEST}
     admission, _ = _admission(admission={"share_wait_s": 5.0}, budgets=[TEN, two])
-    waits: list[tuple[bool, float]] = []
-    admission.on_share_wait = lambda admitted, s: waits.append((admitted, s))
+    waits: list[tuple[str, float]] = []
+    admission.on_share_wait = lambda outcome, s: waits.append((outcome, s))
     _peer(admission, now_ms())
     bob = Principal(tenant="acme", key_id="k-bob", user="bob")
     for _ in range(2):
