@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from infra.fake_upstream.server import BackgroundFakeUpstream
-from ingress.app import create_app
-from schemas.events import Event, RequestReceived
+from schemas.events import RequestReceived
 from schemas.tokens import count_chat_prompt
-from tests.harness import TEST_KEY, free_port, write_config
+from tests.harness import TEST_KEY
+from tests.ingress.in_process import app_capturing_events
 
 AUTH = {"authorization": f"Bearer {TEST_KEY}"}
 WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog;", "order", "12345")
@@ -40,18 +40,13 @@ async def _largest_stall(until: asyncio.Task[httpx.Response]) -> float:
 @pytest.mark.parametrize("metered", [True, False], ids=["budgeted", "unmetered"])
 async def test_a_7_mb_prompt_does_not_stop_the_event_loop(tmp_path: Path, metered: bool) -> None:
     with BackgroundFakeUpstream() as fake:
-        config, _ = write_config(
+        app, events = app_capturing_events(
             tmp_path / "gw",
-            f"127.0.0.1:{free_port()}",
-            providers={"fake": {"kind": "openai", "base_url": fake.base_url, "api_key": "k"}},
-            deployments=[{"model": "*", "provider": "fake"}],
+            fake,
             # redacted bodies are not kept whole: the gateway counts the prompt itself
             guards={"body": "redacted"},
             budgets=[{"name": "b", "scope": "tenant", "max_usd": "1000"}] if metered else [],
         )
-        app = create_app(config)
-        events: list[Event] = []
-        app.state.publisher.publish = lambda topic, event, *a, **k: events.append(event)
         text = _prompt(7 * 1024 * 1024)
         messages = [{"role": "user", "content": text}]
         raw = orjson.dumps({"model": "gpt-4o-mini", "max_tokens": 8, "messages": messages})

@@ -14,9 +14,9 @@ import orjson
 
 from infra.fake_upstream.server import BackgroundFakeUpstream
 from ingress.admission.controller import GONE_CHECK_S
-from ingress.app import create_app
-from schemas.events import Event, RequestReceived, RequestRefused, now_ms
-from tests.harness import TEST_KEY, free_port, write_config
+from schemas.events import RequestReceived, RequestRefused, now_ms
+from tests.harness import TEST_KEY
+from tests.ingress.in_process import app_capturing_events
 from tests.ingress.test_admission_decisions import BODY, _peer
 from tests.ingress.test_admission_share_wait import PER_REQUEST
 
@@ -68,17 +68,12 @@ async def test_a_held_request_whose_client_leaves_is_answered_499_and_not_sent(
     tmp_path: Path,
 ) -> None:
     with BackgroundFakeUpstream() as fake:
-        config, _ = write_config(
+        app, events = app_capturing_events(
             tmp_path / "gw",
-            f"127.0.0.1:{free_port()}",
-            providers={"fake": {"kind": "openai", "base_url": fake.base_url, "api_key": "k"}},
-            deployments=[{"model": "*", "provider": "fake"}],
+            fake,
             budgets=[{"name": "t", "scope": "tenant", "max_tokens": 10 * PER_REQUEST}],
             admission={"share_wait_s": 5.0},
         )
-        app = create_app(config)
-        events: list[Event] = []
-        app.state.publisher.publish = lambda topic, event, *a, **k: events.append(event)
         async with app.router.lifespan_context(app):
             admission = app.state.gateway.admission
             _peer(admission, now_ms())  # two replicas: a quarter of what is left each
