@@ -179,8 +179,16 @@ class Gateway:
         body = parse_json_object(raw)
         runtime = self.runtime
         headers = {k: v for k, v in request.headers.items() if k.startswith("x-")}
-        call = Call(rid, who, endpoint, runtime, runtime.enter(), headers, size=len(raw))
-        call.gone = request.is_disconnected
+        call = Call(
+            rid,
+            who,
+            endpoint,
+            runtime,
+            runtime.enter(),
+            headers,
+            size=len(raw),
+            gone=request.is_disconnected,
+        )
         named = body.get("model")
         call.model = named[:200] if isinstance(named, str) else ""  # for a refusal's record
         return call, body

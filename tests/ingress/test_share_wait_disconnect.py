@@ -100,5 +100,8 @@ async def test_a_held_request_whose_client_leaves_is_answered_499_and_not_sent(
     assert len([e for e in events if isinstance(e, RequestReceived)]) == 2
     refused = [e for e in events if isinstance(e, RequestRefused)]
     assert [(e.status, e.error_code) for e in refused] == [(499, "client_closed_request")]
-    metrics = app.state.gateway.metrics
-    assert metrics.share_waits.labels(outcome="left")._sum.get() > 0
+    registry = app.state.gateway.metrics.registry
+    left_count = registry.get_sample_value(
+        "tollgate_admission_share_wait_seconds_count", {"outcome": "left"}
+    )
+    assert left_count == 1
