@@ -70,5 +70,6 @@ async def test_a_7_mb_prompt_does_not_stop_the_event_loop(tmp_path: Path, metere
     # inline, this prompt's inspection and token count stopped the loop for 620 ms here
     # (50 ms now: parsing and serialising the 7 MB, ~10 ms each with orjson, the worker
     # thread's regular expressions holding the interpreter lock between matches, and the
-    # fake upstream's thread reading the request)
-    assert stall < 0.15, f"the event loop stalled for {stall * 1000:.0f} ms"
+    # fake upstream's thread reading the request). The bound leaves room for machines 3-4x
+    # slower in plain Python (152 ms was seen on one), still half the inline figure.
+    assert stall < 0.3, f"the event loop stalled for {stall * 1000:.0f} ms"
