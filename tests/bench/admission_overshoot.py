@@ -14,7 +14,9 @@ the period's end). It prints:
   every answer's usage at catalog prices and by the processors' own meter state;
 - lag: the admission-state lag p50/p99 (admitting a request → the processors' published
   state counting it), merged from each ingress's ``/metrics`` histogram, and split by the
-  topics' record times into publishing (ingress → log) and processing (log → progress).
+  topics' record times into publishing (ingress → log) and processing (log → progress),
+  also by how far into its round a request was admitted (``by_time_into_round``: a round
+  starts as a burst of every client at once, and its first 200-300 ms carry the worst).
 
 With ``--rounds N`` the measurement is repeated N times, each round a fresh tenant with its
 own budget, and the lag is also pooled over all rounds: one round of the default budget
@@ -194,7 +196,7 @@ async def _broker_timestamps(bootstrap: str) -> None:
         await admin.close()
 
 
-async def _lag_stages(bootstrap: str, tenants: set[str], since_ms: int) -> dict[str, float]:
+async def _lag_stages(bootstrap: str, tenants: set[str], since_ms: int) -> dict[str, Any]:
     """Where the lag goes, from the broker's append times: ingress → log (publishing) and
     log → the first progress covering the event (the processors)."""
     requests = await collect(bootstrap, REQUESTS.name, lambda r: True, 1 << 30, wait_s=4)
@@ -210,23 +212,55 @@ async def _lag_stages(bootstrap: str, tenants: set[str], since_ms: int) -> dict[
         mark = decode(record.value)
         assert isinstance(mark, MeterProgress)
         progress.setdefault(mark.partition, []).append((mark.offset, record.timestamp))
-    publish, process = [], []
+    stamps: list[Stamp] = []
     for record in requests:
         event = decode(record.value)
         if not isinstance(event, RequestReceived) or event.tenant not in tenants:
             continue
         if event.ts < since_ms:
             continue
-        publish.append(record.timestamp - event.ts)
         covering = (
             ts for offset, ts in progress.get(record.partition, []) if offset >= record.offset
         )
-        first = next(covering, None)
-        if first is not None:
-            process.append(first - record.timestamp)
+        stamps.append((event.tenant, event.ts, record.timestamp, next(covering, None)))
+    return _stage_quantiles(stamps) | {"by_time_into_round": by_time_into_round(stamps)}
+
+
+Stamp = tuple[str, int, int, int | None]
+"""A request's tenant (its round), admission, append and covering-progress times (ms)."""
+
+
+def by_time_into_round(stamps: list[Stamp]) -> dict[str, dict[str, float]]:
+    """The stages' quantiles per slice of time since each round's first admission."""
+    starts: dict[str, int] = {}
+    for tenant, admitted, _, _ in stamps:
+        starts[tenant] = min(admitted, starts.get(tenant, admitted))
+    labels = [f"{lo}-{hi}ms" for lo, hi in ROUND_SLICES_MS] + [f"{ROUND_SLICES_MS[-1][1]}ms-"]
+    by_slice: dict[str, list[Stamp]] = {}
+    for stamp in stamps:
+        since_start = stamp[1] - starts[stamp[0]]
+        label = next(
+            (f"{lo}-{hi}ms" for lo, hi in ROUND_SLICES_MS if lo <= since_start < hi), labels[-1]
+        )
+        by_slice.setdefault(label, []).append(stamp)
+    return {
+        label: {"requests": len(by_slice[label]), **_stage_quantiles(by_slice[label])}
+        for label in labels
+        if label in by_slice
+    }
+
+
+ROUND_SLICES_MS = ((0, 100), (100, 200), (200, 300), (300, 500))
+"""A round's first requests against each other: a round starts as a burst of all clients."""
+
+
+def _stage_quantiles(stamps: list[Stamp]) -> dict[str, float]:
+    publish = sorted(appended - admitted for _, admitted, appended, _ in stamps)
+    process = sorted(
+        covered - appended for _, _, appended, covered in stamps if covered is not None
+    )
     out: dict[str, float] = {}
     for name, values in (("publish", publish), ("process", process)):
-        values.sort()
         for q in (0.5, 0.99):
             out[f"{name}_p{int(q * 100)}_ms"] = (
                 values[min(int(q * len(values)), len(values) - 1)] if values else math.nan
