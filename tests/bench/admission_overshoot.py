@@ -196,6 +196,14 @@ async def _broker_timestamps(bootstrap: str) -> None:
         await admin.close()
 
 
+Stamp = tuple[str, int, int, int | None]
+"""A request's tenant (its round), admission, append and covering-progress times (ms)."""
+
+
+ROUND_SLICES_MS = ((0, 100), (100, 200), (200, 300), (300, 500))
+"""A round's first requests against each other: a round starts as a burst of all clients."""
+
+
 async def _lag_stages(bootstrap: str, tenants: set[str], since_ms: int) -> dict[str, Any]:
     """Where the lag goes, from the broker's append times: ingress → log (publishing) and
     log → the first progress covering the event (the processors)."""
@@ -226,32 +234,23 @@ async def _lag_stages(bootstrap: str, tenants: set[str], since_ms: int) -> dict[
     return _stage_quantiles(stamps) | {"by_time_into_round": by_time_into_round(stamps)}
 
 
-Stamp = tuple[str, int, int, int | None]
-"""A request's tenant (its round), admission, append and covering-progress times (ms)."""
-
-
 def by_time_into_round(stamps: list[Stamp]) -> dict[str, dict[str, float]]:
     """The stages' quantiles per slice of time since each round's first admission."""
     starts: dict[str, int] = {}
     for tenant, admitted, _, _ in stamps:
         starts[tenant] = min(admitted, starts.get(tenant, admitted))
     labels = [f"{lo}-{hi}ms" for lo, hi in ROUND_SLICES_MS] + [f"{ROUND_SLICES_MS[-1][1]}ms-"]
+    bounded = list(zip(ROUND_SLICES_MS, labels, strict=False))
     by_slice: dict[str, list[Stamp]] = {}
     for stamp in stamps:
         since_start = stamp[1] - starts[stamp[0]]
-        label = next(
-            (f"{lo}-{hi}ms" for lo, hi in ROUND_SLICES_MS if lo <= since_start < hi), labels[-1]
-        )
+        label = next((name for (lo, hi), name in bounded if lo <= since_start < hi), labels[-1])
         by_slice.setdefault(label, []).append(stamp)
     return {
         label: {"requests": len(by_slice[label]), **_stage_quantiles(by_slice[label])}
         for label in labels
         if label in by_slice
     }
-
-
-ROUND_SLICES_MS = ((0, 100), (100, 200), (200, 300), (300, 500))
-"""A round's first requests against each other: a round starts as a burst of all clients."""
 
 
 def _stage_quantiles(stamps: list[Stamp]) -> dict[str, float]:
