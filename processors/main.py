@@ -17,11 +17,14 @@ from schemas.tokens import load_encodings
 GIL_SWITCH_S = 0.0005
 """How long a thread may hold the GIL while another waits (CPython's default: 5 ms).
 
-Faust runs its Kafka consumer in a thread of its own with its own event loop. Each fetch
-it sends, and each wake-up it gets from the agents' thread, gives up the GIL, and taking
-it back waits out the other thread's interval. Profiled on the metering worker at
-saturation, a quarter of its busy samples sat in those socket writes and wake-ups, and
-events reached the agent 50-120 ms (p50) after the broker appended them. At 0.5 ms the
+The guard worker runs Presidio in executor threads; at 5 ms its event loop (the consumer,
+heartbeats, the verdicts) waits up to 5 ms for the GIL each time it wakes. The figures
+below are from when Faust's Kafka consumer still ran in a thread of its own (see
+``processors.kafka_transport``): each fetch it sent, and each wake-up it got from the
+agents' thread, gave up the GIL and waited out the other thread's interval. Profiled on
+the metering worker at saturation, a quarter of its busy samples sat in those socket
+writes and wake-ups, and events reached the agent 50-120 ms (p50) after the broker
+appended them. At 0.5 ms the
 processing stage's p50 fell from 171-205 ms to 116-135 ms and the pooled admission-lag
 p99 from 812-1,293 ms to 493-656 ms (``tests.bench.admission_overshoot --rounds 4``,
 two runs before, three after)."""

@@ -1,10 +1,11 @@
 """The worker's transport: the configured fetch wait reaches aiokafka, fetched records
-nobody takes hold up the next fetch for 5 ms instead of 100, and a fetch is delivered in
-order until a rebalance cuts it off."""
+nobody takes hold up the next fetch for 5 ms instead of 100, a fetch is delivered in
+order until a rebalance cuts it off, and the consumer runs on the worker's own loop."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,3 +132,35 @@ async def test_the_worker_consumer_starts_with_the_short_fetch_backoff(
         assert fetcher._prefetch_backoff == PREFETCH_BACKOFF_S
     finally:
         await thread.stop()
+
+
+@pytest.mark.integration
+async def test_the_worker_consumer_runs_on_the_workers_own_loop(
+    tmp_path: Path, kafka: LocalKafka
+) -> None:
+    topic = await new_topic(kafka.bootstrap_servers, "inline", partitions=1)
+    config, _ = write_config(tmp_path, kafka.bootstrap_servers)
+    thread = create_app(config).consumer._thread  # type: ignore[attr-defined]
+    threads_before = threading.active_count()
+    await thread.start()
+    try:
+        assert threading.active_count() == threads_before  # no thread of its own
+        consumer = thread._consumer
+        assert consumer._loop is asyncio.get_running_loop()
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"v", key=b"k")
+        finally:
+            await producer.stop()
+        await thread.seek_to_beginning(tp)  # a call into the consumer: a plain await
+        assert await thread.position(tp) == 0
+        fetched = await consumer.getmany(tp, timeout_ms=5000)
+        assert [record.value for record in fetched[tp]] == [b"v"]
+        assert await thread.highwaters(tp) == {tp: 1}
+    finally:
+        await thread.stop()
+    assert thread._serving.done() and thread._serving.exception() is None
+    assert threading.active_count() == threads_before
