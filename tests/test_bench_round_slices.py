@@ -1,8 +1,8 @@
-"""The admission bench's split of a round's lag by time into the round."""
+"""The admission bench's split of its lag by time into the round, and by round."""
 
 from __future__ import annotations
 
-from tests.bench.admission_overshoot import Stamp, by_time_into_round
+from tests.bench.admission_overshoot import Stamp, by_round, by_time_into_round
 
 
 def test_each_round_is_sliced_from_its_own_first_admission() -> None:
@@ -27,3 +27,21 @@ def test_each_round_is_sliced_from_its_own_first_admission() -> None:
         "process_p99_ms": 70,
     }
     assert sliced["500ms-"]["requests"] == 1
+
+
+def test_rounds_are_split_in_the_order_they_ran() -> None:
+    stamps: list[Stamp] = [
+        ("round-b", 9_050, 9_070, 9_100),
+        ("round-a", 1_000, 1_040, 1_200),
+        ("round-b", 9_000, 9_010, None),  # no progress covered it: publishing only
+        ("round-a", 1_150, 1_160, 1_230),
+    ]
+    first, second = by_round(stamps)
+    assert first == {
+        "requests": 2,
+        "publish_p50_ms": 40,  # of 10 and 40: the upper one, as every quantile here
+        "publish_p99_ms": 40,
+        "process_p50_ms": 160,
+        "process_p99_ms": 160,
+    }
+    assert (second["requests"], second["publish_p50_ms"], second["process_p99_ms"]) == (2, 20, 30)

@@ -16,7 +16,8 @@ the period's end). It prints:
   state counting it), merged from each ingress's ``/metrics`` histogram, and split by the
   topics' record times into publishing (ingress → log) and processing (log → progress),
   also by how far into its round a request was admitted (``by_time_into_round``: a round
-  starts as a burst of every client at once, and its first 200-300 ms carry the worst).
+  starts as a burst of every client at once, and its first 200-300 ms carry the worst)
+  and by round (``by_round``, in the order they ran).
 
 With ``--rounds N`` the measurement is repeated N times, each round a fresh tenant with its
 own budget, and the lag is also pooled over all rounds: one round of the default budget
@@ -231,7 +232,18 @@ async def _lag_stages(bootstrap: str, tenants: set[str], since_ms: int) -> dict[
             ts for offset, ts in progress.get(record.partition, []) if offset >= record.offset
         )
         stamps.append((event.tenant, event.ts, record.timestamp, next(covering, None)))
-    return _stage_quantiles(stamps) | {"by_time_into_round": by_time_into_round(stamps)}
+    return _stage_quantiles(stamps) | {
+        "by_time_into_round": by_time_into_round(stamps),
+        "by_round": by_round(stamps),
+    }
+
+
+def by_round(stamps: list[Stamp]) -> list[dict[str, float]]:
+    """The stages' quantiles per round, in the order the rounds ran."""
+    rounds: dict[str, list[Stamp]] = {}
+    for stamp in sorted(stamps, key=lambda s: s[1]):
+        rounds.setdefault(stamp[0], []).append(stamp)
+    return [{"requests": len(s), **_stage_quantiles(s)} for s in rounds.values()]
 
 
 def by_time_into_round(stamps: list[Stamp]) -> dict[str, dict[str, float]]:
