@@ -10,7 +10,7 @@ from pathlib import Path
 import faust
 
 from processors.app import Role, create_app
-from processors.cpu_priority import lower_cpu_priority
+from processors.cpu_priority import change_cpu_priority
 from schemas.config import TollgateConfig
 from schemas.tokens import load_encodings
 
@@ -68,11 +68,10 @@ def ready_file(config: TollgateConfig, role: Role = "metering") -> Path:
 
 def run_worker(config: TollgateConfig, loglevel: str = "warn", role: Role = "metering") -> None:
     """Blocks until SIGTERM/SIGINT; Faust commits offsets and flushes tables on the way out."""
-    if role == "guards":  # before Faust starts its threads: they inherit the nice value
-        # logging is not set up yet (Faust does it): the stage's log file gets this line
-        print(
-            f"guard worker: {lower_cpu_priority(config.guards.analysis.cpu_nice)}", file=sys.stderr
-        )
+    # before Faust starts its threads: they inherit the nice value; logging is not set up
+    # yet (Faust does it), so the stage's log file gets this line
+    nice = config.guards.analysis.cpu_nice if role == "guards" else config.processors.cpu_nice
+    print(f"{role} worker: {change_cpu_priority(nice)}", file=sys.stderr)
     app = create_app(config, role)
     load_encodings()  # before readiness: the first events would wait for them
     worker = ReadyFileWorker(

@@ -123,6 +123,14 @@ class ProcessorSettings(_Strict):
         description="how long a fetch of idle partitions may wait on the broker; a busy "
         "partition's next fetch waits behind it (one fetch in flight per broker)",
     )
+    cpu_nice: int = Field(
+        -5,
+        ge=-20,
+        le=0,
+        description="the metering worker's CPU priority above the rest (0 = equal): on "
+        "shared cores every admission waits on it; raising needs root or CAP_SYS_NICE, "
+        "without which it stays equal",
+    )
 
 
 class KeySettings(_Strict):
