@@ -6,9 +6,9 @@ path from broker to agent.
   waits for the GIL. Here the consumer runs on the worker's own loop and a call into it
   is a plain await: ``tests.bench.metering_throughput --rate 800`` measured 697-713 µs of
   worker CPU per event against 825-831 µs with the thread on one machine, 359-360 µs
-  against 389-391 µs on a faster one (interleaved runs). Nothing in
-  the worker holds its loop for long (the guard agent runs Presidio in an executor), so
-  heartbeats still go out on time.
+  against 389-391 µs on a faster one (interleaved runs). Nothing in the worker holds its
+  loop for long (the guard agent runs Presidio in an executor), so heartbeats still go
+  out on time.
 
 - **Fetch wait.** aiokafka keeps one fetch in flight per broker. While a busy
   partition's records are being applied, the next fetch goes out for the idle partitions

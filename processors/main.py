@@ -24,10 +24,9 @@ below are from when Faust's Kafka consumer still ran in a thread of its own (see
 agents' thread, gave up the GIL and waited out the other thread's interval. Profiled on
 the metering worker at saturation, a quarter of its busy samples sat in those socket
 writes and wake-ups, and events reached the agent 50-120 ms (p50) after the broker
-appended them. At 0.5 ms the
-processing stage's p50 fell from 171-205 ms to 116-135 ms and the pooled admission-lag
-p99 from 812-1,293 ms to 493-656 ms (``tests.bench.admission_overshoot --rounds 4``,
-two runs before, three after)."""
+appended them. At 0.5 ms the processing stage's p50 fell from 171-205 ms to 116-135 ms and
+the pooled admission-lag p99 from 812-1,293 ms to 493-656 ms
+(``tests.bench.admission_overshoot --rounds 4``, two runs before, three after)."""
 
 
 class ReadyFileWorker(faust.Worker):
