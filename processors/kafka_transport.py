@@ -68,6 +68,11 @@ def shorten_fetch_backoff(consumer: aiokafka.AIOKafkaConsumer, seconds: float) -
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
+    """Faust's consumer thread without the thread: the aiokafka consumer runs on the
+    worker's own event loop, and a call into it is a plain await."""
+
+    _serving: asyncio.Future[None]
+
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # Read by ``AIOKafkaConsumer.start`` when it builds its fetcher (aiokafka 0.14).
@@ -77,11 +82,6 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
     async def on_start(self) -> None:
         await super().on_start()
         shorten_fetch_backoff(self._consumer, PREFETCH_BACKOFF_S)  # type: ignore[arg-type]
-
-
-class _InlineConsumerThread(_ConsumerThread):
-    """Faust's consumer thread without the thread: the aiokafka consumer runs on the
-    worker's own event loop, and a call into it is a plain await."""
 
     async def start(self) -> None:
         self._thread_started.set()
@@ -93,12 +93,10 @@ class _InlineConsumerThread(_ConsumerThread):
             self._thread_running = None
 
     async def stop(self) -> None:
-        if not self._started.is_set():
+        if not self._started.is_set():  # set inside ``_serve``: it runs
             return
         await Service.stop(self)  # ``ServiceThread.stop`` would join a thread
-        serving = getattr(self, "_serving", None)
-        if serving is not None:
-            await asyncio.gather(serving, return_exceptions=True)
+        await asyncio.gather(self._serving, return_exceptions=True)
 
     async def _gather_remaining_tasks(self) -> None:
         """On a thread's own loop, every task left is the consumer's; here they are the
@@ -113,9 +111,7 @@ class _InlineConsumerThread(_ConsumerThread):
 
 class _Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
-        return _InlineConsumerThread(
-            self, loop=self.loop, thread_loop=self.loop, beacon=self.beacon
-        )
+        return _ConsumerThread(self, loop=self.loop, thread_loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """Faust's fetch loop (``faust.transport.consumer``), one delivery task per fetch."""
