@@ -20,6 +20,7 @@ from ingress.auth import KeyStore
 from ingress.chat import ChatService
 from ingress.embeddings import EmbeddingsService
 from ingress.errors import install_handlers
+from ingress.fast_lane import FastLaneApp
 from ingress.gateway import Gateway
 from ingress.health import event_state, health_view
 from ingress.key_registry import KeyRegistry
@@ -27,7 +28,7 @@ from ingress.metrics import LiveState, Metrics
 from ingress.models import ModelsService
 from ingress.publisher import EventPublisher
 from ingress.reload import watch_config
-from ingress.routes import routes
+from ingress.routes import model_endpoints, routes
 from ingress.routing.health import check_forever
 from ingress.runtime import Runtime
 from ingress.spool import worker_spool_dir
@@ -138,7 +139,11 @@ def create_app(
             for close in (*closers, publisher.close, gateway.runtime.close):
                 await close()
 
-    app = FastAPI(
+    model_calls = model_endpoints(
+        ChatService(gateway), EmbeddingsService(gateway), MessagesService(gateway)
+    )
+    app = FastLaneApp(
+        model_calls,
         title="Tollgate",
         lifespan=lifespan,
         docs_url=None,
@@ -149,17 +154,12 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_handlers(app)
-    app.router.routes.extend(
-        routes(
-            chat=ChatService(gateway),
-            embeddings=EmbeddingsService(gateway),
-            messages=MessagesService(gateway),
-            models=ModelsService(gateway),
-            metrics=metrics,
-            health=health_view(gateway, publisher, registry, worker),
-        )
+    paths = routes(
+        model_calls=model_calls,
+        models=ModelsService(gateway),
+        metrics=metrics,
+        health=health_view(gateway, publisher, registry, worker),
     )
-    app.router.routes.extend(admin_routes(admin))
-    app.state.publisher = publisher
-    app.state.gateway = gateway
+    app.router.routes.extend([*paths, *admin_routes(admin)])
+    app.state.publisher, app.state.gateway = publisher, gateway
     return app

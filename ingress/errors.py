@@ -151,6 +151,14 @@ def error_response(exc: GatewayError, request_id: str | None = None) -> Response
     return Response(orjson.dumps(exc.body()), exc.status, headers, "application/json")
 
 
+def unexpected_response(request_id: str | None = None) -> Response:
+    """A bug's answer: OpenAI's shape and the request id to report, never a bare 500."""
+    error = GatewayError(
+        "internal gateway error; retry, and report the x-request-id if it persists"
+    )
+    return error_response(error, request_id)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Nothing leaves the gateway as a bare 500 or an HTML page."""
 
@@ -169,10 +177,7 @@ def install_handlers(app: FastAPI) -> None:
         return error_response(InvalidRequestError(f"invalid request: {exc}"))
 
     async def unexpected(request: Request, exc: Exception) -> Response:
-        error = GatewayError(
-            "internal gateway error; retry, and report the x-request-id if it persists"
-        )
-        return error_response(error, getattr(request.state, "request_id", None))
+        return unexpected_response(getattr(request.state, "request_id", None))
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(HTTPException, http_error)

@@ -1,8 +1,11 @@
-"""Paths → handlers. Logic lives in the modules the handlers come from."""
+"""Paths → handlers. Logic lives in the modules the handlers come from.
+
+The model endpoints (``model_endpoints``) are served by ``ingress.fast_lane`` ahead of
+FastAPI; their routes here answer the other methods (405) and keep the path list whole."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -17,13 +20,23 @@ from ingress.metrics import Metrics
 from ingress.models import ModelsService
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def model_endpoints(
+    chat: ChatService, embeddings: EmbeddingsService, messages: MessagesService
+) -> dict[str, Handler]:
+    """The ``POST`` paths every model call takes."""
+    return {
+        "/v1/chat/completions": chat.handle,
+        "/v1/embeddings": embeddings.handle,
+        "/v1/messages": messages.handle,
+    }
 
 
 def routes(
     *,
-    chat: ChatService,
-    embeddings: EmbeddingsService,
-    messages: MessagesService,
+    model_calls: dict[str, Handler],
     models: ModelsService,
     metrics: Metrics,
     health: Callable[[bool], dict[str, Any]],
@@ -38,9 +51,7 @@ def routes(
         return Response(metrics.render(), 200, media_type=PROMETHEUS)
 
     return [
-        Route("/v1/chat/completions", chat.handle, methods=["POST"]),
-        Route("/v1/embeddings", embeddings.handle, methods=["POST"]),
-        Route("/v1/messages", messages.handle, methods=["POST"]),
+        *(Route(path, handler, methods=["POST"]) for path, handler in model_calls.items()),
         Route("/v1/models", models.list, methods=["GET"]),
         Route("/v1/models/{name:path}", models.get, methods=["GET"]),
         Route("/health", health_endpoint, methods=["GET"]),
