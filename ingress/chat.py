@@ -48,7 +48,7 @@ class ChatService:
             targets = await self.gw.route(call, model, body)
             call.stream = bool(body.get("stream"))
             body = await self.gw.received(call, model, call.stream, body)  # as the guards allow
-            tokens = estimate_tokens(int(request.headers.get("content-length") or 0), body)
+            tokens = estimate_tokens(call.size, body)
             if call.stream:
                 response = await self._stream(call, body, targets, tokens)
                 streaming = True

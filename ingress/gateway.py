@@ -9,17 +9,19 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from starlette.requests import Request
+from starlette.types import Receive
 
 from ingress.admission.controller import NOT_METERED, Admission, Ticket
 from ingress.admission.estimate import input_tokens
 from ingress.auth import KeyStore, Principal
 from ingress.errors import (
     BudgetExceededError,
+    ClientClosedError,
     GatewayError,
     GuardBlockedError,
     PayloadTooLargeError,
@@ -70,25 +72,37 @@ async def _cpu(call: Call, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kw
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
-def request_id_of(request: Request) -> str:
-    given = request.headers.get("x-request-id")
+def request_id_of(headers: Mapping[str, str]) -> str:
+    given = headers.get("x-request-id")
     return given if given and _REQUEST_ID.match(given) else new_event_id()
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+def header_map(request: Request) -> dict[str, str]:
+    """The request's headers as one dict (the first of a repeated name wins, as with
+    Starlette's ``get``): built once, where each step reading a header through Starlette
+    scanned the whole list again."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(request.scope["headers"])}
+
+
+async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """The whole body, straight from the ASGI messages, within ``limit`` bytes."""
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(
             f"request body of {declared} bytes exceeds the {limit}-byte limit"
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientClosedError("the client left while sending the request body")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLargeError(f"request body exceeds the {limit}-byte limit")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _utf8_size(texts: list[str]) -> int:
@@ -172,13 +186,14 @@ class Gateway:
         """Large answers being counted off the loop before their event is published."""
 
     async def open(self, request: Request, endpoint: str) -> tuple[Call, dict[str, Any]]:
-        rid = request.state.request_id = request_id_of(request)
+        given = header_map(request)
+        rid = request.state.request_id = request_id_of(given)
         request_id_var.set(rid)
-        who = self.keys.authenticate_headers(request.headers)
-        raw = await read_body(request, self.max_body_bytes)
+        who = self.keys.authenticate_headers(given)
+        raw = await read_body(request.receive, given.get("content-length"), self.max_body_bytes)
         body = parse_json_object(raw)
         runtime = self.runtime
-        headers = {k: v for k, v in request.headers.items() if k.startswith("x-")}
+        headers = {k: v for k, v in given.items() if k.startswith("x-")}
         call = Call(
             rid,
             who,

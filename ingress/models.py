@@ -21,7 +21,7 @@ class ModelsService:
         self.gw = gateway
 
     def _visible(self, request: Request) -> list[str]:
-        request.state.request_id = request_id_of(request)
+        request.state.request_id = request_id_of(request.headers)
         who = self.gw.keys.authenticate_headers(request.headers)
         names = self.gw.runtime.router.public_models()
         return [n for n in names if who.may_use(n)]

@@ -9,6 +9,7 @@ contract break and is rejected with an error that names the event.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -49,12 +50,29 @@ class Event:
     v: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {name: getattr(self, name) for name in _field_names(type(self))}
         data["type"] = self.TYPE
         return data
 
     def encode(self) -> bytes:
-        return orjson.dumps(self.to_dict())
+        """orjson writes a dataclass natively, in half the time of the same dict (two events
+        a request on the ingress); the type tag is spliced onto the object's end."""
+        return orjson.dumps(self)[:-1] + _type_tag(self.TYPE)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+@functools.cache
+def _type_tag(name: str) -> bytes:
+    return b',"type":' + orjson.dumps(name) + b"}"
 
 
 @dataclass(slots=True, kw_only=True)

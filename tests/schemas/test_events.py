@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import orjson
 import pytest
 
 from schemas.events import (
+    Event,
     EventDecodeError,
     KeyRevoked,
     KeyUpserted,
@@ -34,6 +38,29 @@ def test_round_trip_keeps_every_field() -> None:
     data = orjson.loads(event.encode())
     assert data["type"] == "request.received" and data["v"] == 1
     assert {"id", "ts", "request_id", "tenant"} <= data.keys()
+
+
+def _every_event_type() -> list[type[Event]]:
+    found, todo = [], [Event]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.append(sub)
+            todo.append(sub)
+    return found
+
+
+@pytest.mark.parametrize("cls", _every_event_type(), ids=lambda c: c.TYPE)
+def test_every_event_type_encodes_its_fields_and_type_tag(cls: type[Event]) -> None:
+    # encode() splices the type onto orjson's native dataclass output: the same JSON object
+    required: dict[str, Any] = {
+        f.name: f"{f.name}-value"
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    event = cls(**required)
+    assert orjson.loads(event.encode()) == event.to_dict()
+    assert event.to_dict()["type"] == cls.TYPE
+    assert set(event.to_dict()) == {f.name for f in dataclasses.fields(cls)} | {"type"}
 
 
 def test_ids_are_time_ordered_uuid7() -> None:
