@@ -8,7 +8,6 @@ event backlog) are read at scrape time, not pushed on every request.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from functools import lru_cache
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -183,8 +182,20 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-@lru_cache(maxsize=1024)
+_RATES: dict[int, tuple[Price, tuple[float, float, float]]] = {}
+
+
 def _float_rates(price: Price) -> tuple[float, float, float]:
-    """Input, cached-input and output rates per 1M tokens, as floats, once per price."""
+    """Input, cached-input and output rates per 1M tokens, as floats, once per price.
+
+    Memoised by identity: hashing a price (its Decimals and date) cost more than the
+    conversion. The entry holds the price, so its id is not reused while cached."""
+    hit = _RATES.get(id(price))
+    if hit is not None and hit[0] is price:
+        return hit[1]
+    if len(_RATES) >= 1024:
+        _RATES.clear()
     cached = price.input if price.cached_input is None else price.cached_input
-    return float(price.input), float(cached), float(price.output)
+    rates = float(price.input), float(cached), float(price.output)
+    _RATES[id(price)] = price, rates
+    return rates

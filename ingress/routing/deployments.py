@@ -44,10 +44,11 @@ class LiveDeployment:
     tokens_in_flight: int = 0
     healthy: bool = True
     last_checked: float = field(default=0.0)
+    id: str = field(init=False)
+    """The settings' id, computed once (several reads a request)."""
 
-    @property
-    def id(self) -> str:
-        return self.settings.id
+    def __post_init__(self) -> None:
+        self.id = self.settings.id
 
     def upstream_model(self, requested: str) -> str:
         return self.settings.upstream_model or requested
