@@ -35,7 +35,8 @@ class TransportError(Exception):
 @dataclass(slots=True)
 class Answer:
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]
+    """Case-insensitive (aiohttp's multidict as received): read only on a failure."""
     body: bytes
 
 
@@ -51,12 +52,16 @@ class Transport:
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections, keepalive_timeout=60, ttl_dns_cache=300
             )
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=self.timeouts.connect_s, connect=self.timeouts.connect_s
-            )
+            # sock_connect bounds opening a connection (where the pool has none free);
+            # ``connect`` would arm a timer on every call, pooled ones included, and the
+            # call's own deadline (``send``, ``stream``) bounds the wait for a pool slot
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect_s)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=timeout,
+                # a gateway must not carry one caller's cookies into another's calls, and
+                # the jar cost a look-up on every request and every answer
+                cookie_jar=aiohttp.DummyCookieJar(),
                 json_serialize=lambda o: orjson.dumps(o).decode(),
                 auto_decompress=True,
             )
@@ -71,7 +76,7 @@ class Transport:
                     call.method, call.url, data=call.body or None, headers=call.headers
                 ) as response:
                     body = await response.read()
-                    return Answer(response.status, _lower(response.headers), body)
+                    return Answer(response.status, response.headers, body)
         except TimeoutError as exc:
             raise TransportError(
                 "first_token", f"{self.name} did not answer within {limit:g} s"
@@ -112,7 +117,7 @@ class Streaming:
         self._response = response
         self._started = started
         self.status = response.status
-        self.headers = _lower(response.headers)
+        self.headers: Mapping[str, str] = response.headers  # case-insensitive
         self.first_byte = False
 
     async def read_all(self) -> bytes:
@@ -150,10 +155,6 @@ class Streaming:
     def close(self) -> None:
         self._response.release()
         self._response.close()
-
-
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
 
 
 def _client_error(name: str, exc: aiohttp.ClientError) -> TransportError:
