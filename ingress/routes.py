@@ -5,7 +5,7 @@ FastAPI; their routes here answer the other methods (405) and keep the path list
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -16,11 +16,11 @@ from starlette.routing import Route
 from ingress.anthropic_messages import MessagesService
 from ingress.chat import ChatService
 from ingress.embeddings import EmbeddingsService
+from ingress.fast_lane import Handler
 from ingress.metrics import Metrics
 from ingress.models import ModelsService
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def model_endpoints(
