@@ -38,6 +38,12 @@ from schemas.tokens import load_encodings
 
 log = logging.getLogger(__name__)
 KEYS_CATCH_UP_S = 5.0
+YOUNG_COLLECTION_EVERY = 20_000
+"""Container allocations (less those freed) between two young-generation collections in an
+ingress process; Python's default is 700. A request allocates a few hundred, so by default
+a collection ran every request or two and walked the live objects of all ~16 in flight. At
+20,000, side by side under load: 8-18 µs less CPU a request in each of five pairs, the p99
+unchanged."""
 
 
 async def read_topics(followers: list[TopicFollower]) -> None:
@@ -60,11 +66,13 @@ async def warm_up(followers: list[TopicFollower], freeze_heap: bool) -> None:
     What is loaded then lives as long as the process; with ``freeze_heap`` (when the
     ingress owns its process) it is moved out of the collector's sight, so a full
     collection no longer walks it. Measured under load: 70-85 ms stalls every ~1.5 s, the
-    p99 tail, and ~2 ms once frozen."""
+    p99 tail, and ~2 ms once frozen. The young generation is then collected less often
+    (``YOUNG_COLLECTION_EVERY``)."""
     await asyncio.gather(read_topics(followers), asyncio.to_thread(load_encodings))
     if freeze_heap:
         gc.collect()
         gc.freeze()
+        gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
 
 
 def create_app(

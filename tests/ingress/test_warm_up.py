@@ -9,15 +9,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from ingress.app import warm_up
+from ingress.app import YOUNG_COLLECTION_EVERY, warm_up
 from schemas.tokens import get_encoding
 
 
 @pytest.fixture(autouse=True)
 def _thawed() -> Iterator[None]:
     gc.unfreeze()
+    threshold = gc.get_threshold()
     yield
     gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
 async def test_warm_up_loads_the_tokenizers_and_freezes_what_it_loaded() -> None:
@@ -27,8 +29,11 @@ async def test_warm_up_loads_the_tokenizers_and_freezes_what_it_loaded() -> None
     frozen = gc.get_freeze_count()
     assert frozen > 1000
     assert len(gc.get_objects(generation=2)) < frozen  # the old generation is left small
+    assert gc.get_threshold()[0] == YOUNG_COLLECTION_EVERY  # a collection every ~50 requests
 
 
 async def test_an_embedded_ingress_leaves_its_hosts_heap_alone() -> None:
+    before = gc.get_threshold()
     await warm_up([], freeze_heap=False)
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
