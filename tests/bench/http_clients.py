@@ -1,10 +1,11 @@
-"""Which HTTP client should the ingress use upstream? aiohttp vs httpx, measured.
+"""Which HTTP client should the ingress use upstream? Its own pool vs aiohttp vs httpx.
 
     .venv/bin/python -m tests.bench.http_clients [--seconds 5] [--concurrency 16]
 
-Both clients send the same chat request to the fake upstream (its own process) from this
+All three send the same chat request to the fake upstream (its own process) from this
 process, with a pooled keep-alive connection per lane, and we count completed requests and
-the client-side CPU time per request: the client's CPU is what it costs the gateway.
+the client-side CPU time per request: the client's CPU is what it costs the gateway. The
+loop is uvloop's, as in the ingress.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import httpx
 import orjson
+import uvloop
 
 from infra.processes import terminate_group, wait_port
+from ingress.http1 import Pool
 from tests.harness import free_port
 
 BODY = orjson.dumps(
@@ -56,6 +59,21 @@ async def _drive(
 
 async def measure(url: str, concurrency: int, seconds: float) -> dict[str, dict[str, float]]:
     results = {}
+    pool = Pool(limit=concurrency, connect_timeout_s=5)
+
+    async def with_pool() -> None:
+        response = await pool.request("POST", url, HEADERS, BODY)
+        try:
+            await response.read()
+        finally:
+            response.release()
+
+    rate, cpu_us = await _drive(with_pool, concurrency, seconds)
+    pool.close()
+    results["ingress.http1"] = {
+        "req_per_s": round(rate, 1),
+        "client_cpu_us_per_req": round(cpu_us, 1),
+    }
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
 
         async def with_aiohttp() -> None:
@@ -98,7 +116,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         print(
             orjson.dumps(
-                asyncio.run(measure(url, args.concurrency, args.seconds)),
+                uvloop.run(measure(url, args.concurrency, args.seconds)),
                 option=orjson.OPT_INDENT_2,
             ).decode()
         )
