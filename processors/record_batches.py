@@ -20,10 +20,10 @@ import asyncio
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-_PARTITIONER = DefaultPartitioner()
+from schemas.partitioning import partition_for
+
 OnSent = Callable[[int], None]
 """Called with the offset of a partition's last record once Kafka has it."""
 
@@ -58,7 +58,7 @@ class RecordBatches:
         if known is None:
             known = sorted(await self._producer().partitions_for(topic))
             self._partitions[topic] = known
-        self.add(topic, _PARTITIONER(key, known, known), key, value)
+        self.add(topic, partition_for(key, known), key, value)
 
     def __len__(self) -> int:
         return sum(len(records) for records in self._pending.values())
