@@ -22,6 +22,7 @@ import uvicorn
 
 from ingress import log_context
 from ingress.app import create_app
+from ingress.server_protocol import HeadCoalescingProtocol
 from schemas.config import TollgateConfig
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def serve(config: TollgateConfig, config_path: Path | None, worker: int = 0) -> 
         uvicorn.Config(
             create_app(config, config_path, worker=worker, freeze_heap=True),
             loop="uvloop",
-            http="httptools",
+            http=HeadCoalescingProtocol,  # httptools, head and body in one write
             log_level="warning",
             access_log=False,
             proxy_headers=False,  # clients reach the ingress directly; no X-Forwarded-* trust

@@ -1,4 +1,5 @@
-"""The ingress served for real (uvicorn, uvloop, httptools) in a thread, for SDK tests."""
+"""The ingress served for real (uvicorn, uvloop, httptools, the head-coalescing protocol) in
+a thread, for SDK tests."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import uvicorn
 import uvloop
 
 from ingress.app import create_app
+from ingress.server_protocol import HeadCoalescingProtocol
 from schemas.config import TollgateConfig
 
 
@@ -25,7 +27,7 @@ class LiveGateway:
             host="127.0.0.1",
             port=config.ingress.port,
             loop="none",
-            http="httptools",
+            http=HeadCoalescingProtocol,  # as `tollgate ingress` serves
             log_level="warning",
             access_log=False,
         )
