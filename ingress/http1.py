@@ -329,9 +329,11 @@ class _Connection(asyncio.Protocol):
 class Pool:
     """Connections to any number of origins, at most ``limit`` open at once."""
 
-    def __init__(self, *, limit: int, connect_timeout_s: float) -> None:
+    def __init__(self, *, limit: int, connect_timeout_s: float, ca_cert: str | None = None) -> None:
         self._limit = limit
         self._connect_timeout_s = connect_timeout_s
+        self._ca_cert = ca_cert
+        """A PEM file of the CAs to trust for https origins; None: the system's."""
         self._slots = asyncio.Semaphore(limit)
         self._idle: dict[Origin, list[_Connection]] = {}
         self._targets: dict[str, _Target] = {}
@@ -423,7 +425,7 @@ class Pool:
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
-            self._tls = ssl.create_default_context()
+            self._tls = ssl.create_default_context(cafile=self._ca_cert)
         return self._tls
 
 

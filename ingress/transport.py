@@ -40,10 +40,17 @@ class Answer:
 
 
 class Transport:
-    def __init__(self, name: str, timeouts: Timeouts, max_connections: int = 256) -> None:
+    def __init__(
+        self,
+        name: str,
+        timeouts: Timeouts,
+        max_connections: int = 256,
+        ca_cert: str | None = None,
+    ) -> None:
         self.name = name
         self.timeouts = timeouts
         self._max_connections = max_connections
+        self._ca_cert = ca_cert
         self._pool: Pool | None = None
 
     def _client(self) -> Pool:
@@ -52,7 +59,9 @@ class Transport:
         # none free); the call's own deadline bounds the wait for a pool slot.
         if self._pool is None or self._pool.closed:
             self._pool = Pool(
-                limit=self._max_connections, connect_timeout_s=self.timeouts.connect_s
+                limit=self._max_connections,
+                connect_timeout_s=self.timeouts.connect_s,
+                ca_cert=self._ca_cert,
             )
         return self._pool
 

@@ -9,9 +9,11 @@ calling a failing deployment.
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 ProviderKind = Literal[
     "openai", "azure", "anthropic", "gemini", "bedrock", "mistral", "cohere", "openai_compatible"
@@ -52,6 +54,27 @@ class ProviderSettings(_Strict):
     headers: dict[str, str] = Field(default_factory=dict, description="extra request headers")
     timeouts: Timeouts | None = Field(None, description="default: resilience.timeouts")
     max_connections: int = Field(256, ge=1)
+    ca_cert: Path | None = Field(
+        None,
+        description="PEM file of the CAs to trust for this provider's https endpoint (a "
+        "self-hosted server with an internal CA); default: the system's",
+    )
+
+    @field_validator("ca_cert")
+    @classmethod
+    def _ca_cert_readable(cls, path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        if not path.is_file():
+            raise ValueError(f"no file at {path}: give the PEM file of the CA(s) to trust")
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(
+                f"{path} holds no usable CA certificate ({exc}): give a PEM file of "
+                "'-----BEGIN CERTIFICATE-----' blocks"
+            ) from None
+        return path
 
     @model_validator(mode="after")
     def _endpoint_known(self) -> ProviderSettings:

@@ -29,7 +29,8 @@ class LiveProvider:
     @classmethod
     def build(cls, name: str, settings: ProviderSettings, resilience: ResilienceSettings):
         timeouts = settings.timeouts or resilience.timeouts
-        transport = Transport(name, timeouts, settings.max_connections)
+        ca_cert = str(settings.ca_cert) if settings.ca_cert else None
+        transport = Transport(name, timeouts, settings.max_connections, ca_cert)
         return cls(name, settings, build_adapter(settings), transport)
 
 
