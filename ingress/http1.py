@@ -6,19 +6,21 @@ object, URL and header handling, tracing and timers are generic work paid on eve
 at 16 connections that was a fifth of the ingress. This module keeps only what a provider
 call needs: one pool per origin, the request target sent exactly as given (a signed path is
 the path sent), TLS, chunked and close-delimited answers, gzip/deflate answers, read-side
-flow control for slow stream readers, and a clear error when a connection drops.
+flow control for slow stream readers, an HTTP proxy (CONNECT tunnels to https origins,
+absolute-form requests to http ones), and a clear error when a connection drops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import time
 import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -48,12 +50,34 @@ class ProtocolError(HttpError):
     """The connection dropped mid-exchange or the answer was not valid HTTP/1.1."""
 
 
+class Proxy:
+    """An HTTP proxy between the pool and its origins; its credentials become one header."""
+
+    __slots__ = ("authorization", "host", "port")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError("a proxy is an http://[user:password@]host[:port] URL")
+        if any(c in parts.netloc for c in " \r\n"):
+            raise ValueError("a proxy URL with whitespace cannot be used")
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.authorization: str | None = None
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            self.authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+
+    def __repr__(self) -> str:  # never the credentials
+        return f"Proxy({self.host}:{self.port})"
+
+
 class _Target:
     """What a URL contributes to a request, worked out once per distinct URL."""
 
-    __slots__ = ("head", "host", "origin", "port")
+    __slots__ = ("authority", "head", "host", "newlines", "origin", "port")
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, proxy: Proxy | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -66,7 +90,15 @@ class _Target:
         self.origin: Origin = (parts.scheme, parts.hostname, port)
         self.host = parts.hostname
         self.port = port
-        self.head = f" {target} HTTP/1.1\r\nhost: {host}\r\n"
+        self.authority = f"{host if ':' in host else f'{host}:{port}'}"
+        """host:port, as a CONNECT request names the origin."""
+        if proxy is not None and parts.scheme == "http":  # the proxy forwards it: absolute form
+            self.head = f" http://{host}{target} HTTP/1.1\r\nhost: {host}\r\n"
+            if proxy.authorization:
+                self.head += f"proxy-authorization: {proxy.authorization}\r\n"
+        else:
+            self.head = f" {target} HTTP/1.1\r\nhost: {host}\r\n"
+        self.newlines = self.head.count("\n")
 
 
 class Headers(Mapping[str, str]):
@@ -260,6 +292,26 @@ class _Connection(asyncio.Protocol):
         self.answered = False
         """Whether any byte of the current exchange's answer came back."""
         self._reading_paused = False
+        self._tunnel: asyncio.Future[bytes] | None = None
+        self._tunnel_head = b""
+
+    async def open_tunnel(self, proxy: Proxy, target: _Target) -> None:
+        """Ask the proxy for a tunnel to ``target``'s origin; raises unless it agreed."""
+        assert self.transport is not None
+        lines = [f"CONNECT {target.authority} HTTP/1.1\r\nhost: {target.authority}\r\n"]
+        if proxy.authorization:
+            lines.append(f"proxy-authorization: {proxy.authorization}\r\n")
+        self._tunnel = asyncio.get_running_loop().create_future()
+        self.transport.write(("".join(lines) + "\r\n").encode())
+        try:
+            head = await self._tunnel
+        finally:
+            self._tunnel = None
+        status_line = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
+        if not 200 <= status < 300:
+            hint = ": check the credentials in the provider's `proxy`" if status == 407 else ""
+            raise ConnectError(f"the proxy answered {status or 'not in HTTP'} to CONNECT{hint}")
 
     def send(self, data: bytes) -> Response:
         assert self.transport is not None
@@ -289,6 +341,12 @@ class _Connection(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:  # the proxy's answer to CONNECT: its head only
+            self._tunnel_head += data
+            ended = b"\r\n\r\n" in self._tunnel_head or len(self._tunnel_head) > 16384
+            if ended and not self._tunnel.done():
+                self._tunnel.set_result(self._tunnel_head)
+            return
         if self.response is None:  # bytes nobody asked for: the connection is unusable
             self.close()
             return
@@ -302,6 +360,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._tunnel is not None and not self._tunnel.done():
+            self._tunnel.set_result(self._tunnel_head)  # refused by hanging up
         if self.response is not None:
             self.response.lost()
 
@@ -329,8 +389,17 @@ class _Connection(asyncio.Protocol):
 class Pool:
     """Connections to any number of origins, at most ``limit`` open at once."""
 
-    def __init__(self, *, limit: int, connect_timeout_s: float, ca_cert: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int,
+        connect_timeout_s: float,
+        ca_cert: str | None = None,
+        proxy: str | None = None,
+    ) -> None:
         self._limit = limit
+        self._proxy = Proxy(proxy) if proxy else None
+        """Where every connection goes first, when set (CONNECT tunnels to https origins)."""
         self._connect_timeout_s = connect_timeout_s
         self._ca_cert = ca_cert
         """A PEM file of the CAs to trust for https origins; None: the system's."""
@@ -390,7 +459,7 @@ class Pool:
         if target is None:
             if len(self._targets) > 4096:  # URLs with per-call parts must not grow this
                 self._targets.clear()
-            target = self._targets[url] = _Target(url)
+            target = self._targets[url] = _Target(url, self._proxy)
         return target
 
     def _reused(self, origin: Origin) -> _Connection | None:
@@ -406,22 +475,42 @@ class Pool:
     async def _connect(self, target: _Target) -> _Connection:
         loop = asyncio.get_running_loop()
         tls = self._tls_context() if target.origin[0] == "https" else None
+        proxy = self._proxy
+        connection: _Connection | None = None
         try:
             async with asyncio.timeout(self._connect_timeout_s):
+                if proxy is None:
+                    _, connection = await loop.create_connection(
+                        lambda: _Connection(self, target.origin),
+                        target.host,
+                        target.port,
+                        ssl=tls,
+                        server_hostname=target.host if tls else None,
+                    )
+                    return connection
                 _, connection = await loop.create_connection(
-                    lambda: _Connection(self, target.origin),
-                    target.host,
-                    target.port,
-                    ssl=tls,
-                    server_hostname=target.host if tls else None,
+                    lambda: _Connection(self, target.origin), proxy.host, proxy.port
                 )
-        except TimeoutError as exc:
-            raise ConnectError(f"no connection within {self._connect_timeout_s:g} s") from exc
-        except (OSError, ssl.SSLError) as exc:
-            # the class only: the detail names the provider's address, which is not the
-            # caller's business (it stays on the exception's cause for the logs)
-            raise ConnectError(type(exc).__name__) from exc
-        return connection
+                if tls is not None:
+                    await connection.open_tunnel(proxy, target)
+                    assert connection.transport is not None
+                    connection.transport = cast(
+                        "asyncio.Transport",
+                        await loop.start_tls(
+                            connection.transport, connection, tls, server_hostname=target.host
+                        ),
+                    )
+                return connection
+        except BaseException as exc:
+            if connection is not None:
+                connection.close()
+            if isinstance(exc, TimeoutError):
+                raise ConnectError(f"no connection within {self._connect_timeout_s:g} s") from exc
+            if isinstance(exc, (OSError, ssl.SSLError)):
+                # the class only: the detail names the provider's address, which is not the
+                # caller's business (it stays on the exception's cause for the logs)
+                raise ConnectError(type(exc).__name__) from exc
+            raise
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -463,6 +552,7 @@ def _head(method: str, target: _Target, headers: dict[str, str], body: bytes) ->
         lines.append(f"user-agent: {USER_AGENT}\r\n")
     lines.append(f"content-length: {len(body)}\r\n\r\n")
     text = "".join(lines)
-    if text.count("\n") != len(lines) + 1 or text.count("\r") != len(lines) + 1:
+    expected = target.newlines + len(lines) - 1
+    if text.count("\n") != expected or text.count("\r") != expected:
         raise ValueError("a header name or value holds a line break")
     return text.encode()

@@ -46,11 +46,13 @@ class Transport:
         timeouts: Timeouts,
         max_connections: int = 256,
         ca_cert: str | None = None,
+        proxy: str | None = None,
     ) -> None:
         self.name = name
         self.timeouts = timeouts
         self._max_connections = max_connections
         self._ca_cert = ca_cert
+        self._proxy = proxy
         self._pool: Pool | None = None
 
     def _client(self) -> Pool:
@@ -62,6 +64,7 @@ class Transport:
                 limit=self._max_connections,
                 connect_timeout_s=self.timeouts.connect_s,
                 ca_cert=self._ca_cert,
+                proxy=self._proxy,
             )
         return self._pool
 

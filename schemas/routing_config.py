@@ -12,6 +12,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -59,6 +60,32 @@ class ProviderSettings(_Strict):
         description="PEM file of the CAs to trust for this provider's https endpoint (a "
         "self-hosted server with an internal CA); default: the system's",
     )
+
+    proxy: SecretStr | None = Field(
+        None,
+        description="http://[user:password@]host[:port] of an HTTP proxy every call to this "
+        "provider goes through (CONNECT tunnels for https); default: none",
+    )
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, proxy: SecretStr | None) -> SecretStr | None:
+        if proxy is None:
+            return None
+        try:
+            parts = urlsplit(proxy.get_secret_value())
+            parts.port  # noqa: B018  # raises on a port that is not a number
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or parts.scheme != "http"
+            or not parts.hostname
+            or parts.path not in ("", "/")
+        ):
+            # the value itself is not repeated: it may hold the proxy's password
+            raise ValueError("a proxy is an http://[user:password@]host[:port] URL")
+        return proxy
 
     @field_validator("ca_cert")
     @classmethod

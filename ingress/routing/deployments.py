@@ -30,7 +30,8 @@ class LiveProvider:
     def build(cls, name: str, settings: ProviderSettings, resilience: ResilienceSettings):
         timeouts = settings.timeouts or resilience.timeouts
         ca_cert = str(settings.ca_cert) if settings.ca_cert else None
-        transport = Transport(name, timeouts, settings.max_connections, ca_cert)
+        proxy = settings.proxy.get_secret_value() if settings.proxy else None
+        transport = Transport(name, timeouts, settings.max_connections, ca_cert, proxy)
         return cls(name, settings, build_adapter(settings), transport)
 
 
